@@ -1,0 +1,5 @@
+import sys
+
+from jaxmath.cli import main
+
+sys.exit(main())
