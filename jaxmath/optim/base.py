@@ -138,3 +138,26 @@ def unzip_tree(pairs: Any, like: Any, n: int) -> tuple[Any, ...]:
     rows = treedef.flatten_up_to(pairs)
     columns = list(zip(*rows)) if rows else [()] * n
     return tuple(jax.tree_util.tree_unflatten(treedef, list(column)) for column in columns)
+
+
+def current_learning_rate(state: OptState) -> jax.Array:
+    """The learning rate the next update applies, read from a state (also one nested in chain/wrappers).
+
+    Returns the ``learning_rate`` field of the first optimizer state found (depth first); raises
+    ``ValueError`` when the state holds none (e.g. a chain of stateless transforms only).
+    """
+    found = _find_learning_rate(state)
+    if found is None:
+        raise ValueError(f"no learning_rate field found in a state of type {type(state).__name__}")
+    return found
+
+
+def _find_learning_rate(state: Any) -> Any:
+    if hasattr(state, "_fields") and "learning_rate" in state._fields:
+        return state.learning_rate
+    children = state.values() if isinstance(state, dict) else state if isinstance(state, (tuple, list)) else ()
+    for child in children:
+        found = _find_learning_rate(child)
+        if found is not None:
+            return found
+    return None
