@@ -1,0 +1,143 @@
+"""Benchmark result records: one row per (case, device, mode); print as a table, write JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+
+@dataclasses.dataclass
+class Record:
+    """One measurement.
+
+    Times are seconds per step (per call for ``eager``/``jit``, the slope for
+    ``loop``/``fused``); rates are per second; ``percent_of_peak`` is 0..100.
+    ``speedup`` is relative to the case's ``baseline`` mode on the same device
+    (jit vs eager, fused vs loop).
+    """
+
+    case: str
+    mode: str
+    device: str = ""
+    device_kind: str = ""
+    backend: str = ""
+    dtype: str = "float32"
+    precision: str = "default"
+    median_s: float | None = None
+    min_s: float | None = None
+    max_s: float | None = None
+    repeats: int | None = None
+    compile_s: float | None = None
+    flops: float | None = None
+    bytes_accessed: float | None = None
+    flops_per_s: float | None = None
+    bytes_per_s: float | None = None
+    peak_flops_per_s: float | None = None
+    peak_source: str = ""
+    percent_of_peak: float | None = None
+    speedup: float | None = None
+    baseline: str = ""
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(Record))
+_TYPES = {f.name: f.type for f in dataclasses.fields(Record)}
+
+
+def _parse(name: str, text: str) -> Any:
+    """A CSV cell back to the field's type ('' is None for optional numbers)."""
+    kind = str(_TYPES[name])
+    if "float" in kind:
+        return None if text == "" else float(text)
+    if "int" in kind:
+        return None if text == "" else int(text)
+    return text
+
+
+def write_json(records: Sequence[Record], path: str | Path, *, meta: dict | None = None) -> None:
+    """Write ``{"meta": {...}, "records": [...]}`` (NaN/inf written as null)."""
+
+    def clean(value):
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    rows = [{k: clean(v) for k, v in r.as_dict().items()} for r in records]
+    Path(path).write_text(json.dumps({"meta": meta or {}, "records": rows}, indent=2) + "\n")
+
+
+def read_json(path: str | Path) -> list[Record]:
+    data = json.loads(Path(path).read_text())
+    rows = data["records"] if isinstance(data, dict) else data
+    return [Record(**{k: v for k, v in row.items() if k in FIELDS}) for row in rows]
+
+
+def write_csv(records: Sequence[Record], path: str | Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        for r in records:
+            writer.writerow({k: ("" if v is None else v) for k, v in r.as_dict().items()})
+
+
+def read_csv(path: str | Path) -> list[Record]:
+    with open(path, newline="") as f:
+        return [Record(**{k: _parse(k, v) for k, v in row.items()}) for row in csv.DictReader(f)]
+
+
+def _time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} us"
+
+
+def _si(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.1f} {prefix}{unit}"
+    return f"{value:.0f} {unit}"
+
+
+COLUMNS = (
+    ("case", lambda r: r.case),
+    ("device", lambda r: r.device_kind or r.device),
+    ("mode", lambda r: r.mode),
+    ("dtype", lambda r: r.dtype),
+    ("precision", lambda r: r.precision),
+    ("median/step", lambda r: _time(r.median_s)),
+    ("min", lambda r: _time(r.min_s)),
+    ("max", lambda r: _time(r.max_s)),
+    ("compile", lambda r: _time(r.compile_s)),
+    ("speedup", lambda r: "-" if r.speedup is None else f"{r.speedup:.1f}x vs {r.baseline}"),
+    ("FLOP/s", lambda r: _si(r.flops_per_s, "FLOP/s")),
+    ("% peak", lambda r: "-" if r.percent_of_peak is None else f"{r.percent_of_peak:.0f}%"),
+    ("bandwidth", lambda r: _si(r.bytes_per_s, "B/s")),
+)
+
+
+def format_table(records: Iterable[Record]) -> str:
+    """A fixed-width text table of the records (one line per record)."""
+    rows = [[name for name, _ in COLUMNS]] + [[get(r) for _, get in COLUMNS] for r in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_markdown(records: Iterable[Record]) -> str:
+    """The same table as GitHub markdown (for RESULTS.md)."""
+    rows = [[get(r) for _, get in COLUMNS] for r in records]
+    head = "| " + " | ".join(name for name, _ in COLUMNS) + " |"
+    sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
+    return "\n".join([head, sep] + ["| " + " | ".join(row) + " |" for row in rows])

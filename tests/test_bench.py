@@ -1,0 +1,336 @@
+"""jaxmath.bench: timing arithmetic on a fake clock, cost analysis, peaks, records round-trip, the runner.
+
+No wall-clock assertions: timings come from scripted clocks, or only their structure is checked.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxmath import bench
+from jaxmath.bench import cost, peaks, records, timing
+
+
+class ScriptedClock:
+    """Each call advances time by the next scripted increment (0 once the script runs out)."""
+
+    def __init__(self, increments):
+        self.increments = list(increments)
+        self.now = 100.0
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.increments:
+            self.now += self.increments.pop(0)
+        return self.now
+
+
+def _script_for_measure(durations):
+    # measure(): for each repeat, clock() at start (no advance) and at end (advance by duration).
+    out = []
+    for d in durations:
+        out += [0.0, d]
+    return out
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def test_measure_reports_median_min_max_of_scripted_durations():
+    durations = [0.3, 0.1, 0.2, 0.5, 0.4]
+    clock = ScriptedClock(_script_for_measure(durations))
+    t = timing.measure(lambda x: x + 1, jnp.ones(3, jnp.float32), repeats=5, warmup=2, clock=clock)
+    assert t.repeats == 5 and len(t.times) == 5
+    np.testing.assert_allclose(t.times, durations, rtol=0, atol=1e-12)
+    assert t.median == pytest.approx(0.3) and t.min == pytest.approx(0.1) and t.max == pytest.approx(0.5)
+
+
+def test_time_jit_separates_lower_and_compile_time_and_traces_once():
+    traces = []
+
+    def f(x):
+        traces.append(1)
+        return jnp.sin(x) * 2
+
+    # compile_fn: start, lowered (+0.25 s), compiled (+1.5 s); then 3 repeats of 0.01 s.
+    clock = ScriptedClock([0.0, 0.25, 1.5] + _script_for_measure([0.01, 0.01, 0.01]))
+    res = timing.time_jit(f, jnp.ones(4, jnp.float32), repeats=3, warmup=2, clock=clock)
+    assert res.lower_s == pytest.approx(0.25) and res.compile_s == pytest.approx(1.5)
+    assert res.timing.median == pytest.approx(0.01)
+    assert len(traces) == 1  # traced once; warm-up and repeats reuse the executable
+    np.testing.assert_allclose(res.compiled(jnp.ones(4, jnp.float32)), 2 * np.sin(np.ones(4, np.float32)), rtol=1e-6)
+
+
+def test_time_eager_runs_op_by_op_under_disable_jit():
+    traces = []
+
+    @jax.jit
+    def f(x):
+        traces.append(1)
+        return x * 3
+
+    t = timing.time_eager(f, jnp.ones(2, jnp.float32), repeats=3, warmup=1)
+    assert t.repeats == 3
+    assert len(traces) == 4  # the Python body ran on every call: no compiled executable was reused
+
+
+def test_slope_drops_the_fixed_cost():
+    fixed, per = 0.7, 0.05
+    n1, n2 = 4, 16
+    short = timing.Timing.from_times([fixed + per * n1] * 3)
+    long = timing.Timing.from_times([fixed + per * n2] * 3)
+    s = timing.slope((n1, n2), short, long)
+    assert s.per_step == pytest.approx(per) and s.fixed == pytest.approx(fixed)
+
+
+def test_time_fused_slope_on_a_fake_clock():
+    fixed, per, repeats = 0.2, 0.03, 3
+    n1, n2 = 2, 6
+    script = []
+    for n in (n1, n2):
+        script += [0.0, 0.1, 0.9]  # lower 0.1 s, compile 0.9 s
+        # per-repeat noise that cancels in the paired slopes' median
+        script += _script_for_measure([fixed + per * n + e for e in (0.0, 0.001, -0.001)])
+    clock = ScriptedClock(script)
+    body = lambda c, i: c + i.astype(c.dtype)  # noqa: E731
+    s = timing.time_fused(body, jnp.zeros((), jnp.float32), steps=(n1, n2), repeats=repeats, warmup=1, clock=clock)
+    assert s.steps == (n1, n2)
+    assert s.per_step == pytest.approx(per)
+    assert s.fixed == pytest.approx(fixed)
+    assert s.compile_s == pytest.approx(0.9)
+    assert s.per_step_min <= s.per_step <= s.per_step_max
+
+
+def test_slope_below_noise_falls_back_to_total_over_steps():
+    short = timing.Timing.from_times([0.5, 0.5])
+    long = timing.Timing.from_times([0.4, 0.6])  # median equal: zero slope
+    s = timing.slope((2, 10), short, long)
+    assert s.from_total and s.per_step == pytest.approx(0.05) and s.fixed == 0.0
+    assert s.per_step_min == pytest.approx(0.04) and s.per_step_max == pytest.approx(0.06)
+
+
+def test_time_loop_slope_on_a_fake_clock():
+    fixed, per = 0.01, 0.002
+    n1, n2 = 3, 7
+    script = [0.0, 0.0, 0.5]  # one compilation of the step
+    for n in (n1, n2):
+        script += _script_for_measure([fixed + per * n] * 2)
+    clock = ScriptedClock(script)
+    body = lambda c, i: c * 2.0  # noqa: E731
+    s = timing.time_loop(body, jnp.ones((), jnp.float32), steps=(n1, n2), repeats=2, warmup=1, clock=clock)
+    assert s.per_step == pytest.approx(per) and s.fixed == pytest.approx(fixed)
+    assert s.compile_s == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_fused_scan_equals_python_loop(dtype):
+    def body(c, i):
+        return c * 0.5 + jnp.sin(i.astype(c.dtype))
+
+    c0 = jnp.asarray([1.0, -2.0], dtype)
+    got = jax.jit(timing.fused(body, 5))(c0)
+    want = np.asarray(c0, np.float64)
+    for i in range(5):
+        want = want * 0.5 + np.sin(i)
+    assert got.shape == (2,) and got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == jnp.float32 else 1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(steps=(4, 4)), "N1 < N2"),
+        (dict(steps=(0, 4)), "steps\\[0\\]"),
+        (dict(steps=(1, 2, 3)), "two step counts"),
+        (dict(repeats=0), "repeats"),
+    ],
+)
+def test_time_fused_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        timing.time_fused(lambda c, i: c, jnp.zeros(()), **kwargs)
+
+
+# ----------------------------------------------------------------------------- cost
+
+
+@pytest.mark.parametrize("m, k, n", [(64, 32, 16), (128, 784, 10)])
+def test_cost_analysis_of_a_matmul_is_2mkn(m, k, n):
+    a = jnp.ones((m, k), jnp.float32)
+    b = jnp.ones((k, n), jnp.float32)
+    c = cost.compiled_cost(jnp.matmul, a, b)
+    if c.flops is None:
+        pytest.skip("this backend reports no cost analysis")
+    assert c.flops == 2 * m * k * n
+    # at least the two inputs and the output are read/written once
+    assert c.bytes_accessed >= 4 * (m * k + k * n + m * n)
+
+
+def test_cost_of_accepts_dict_list_and_none():
+    assert cost.cost_of({"flops": 10.0, "bytes accessed": 20.0}) == cost.Cost(10.0, 20.0)
+    assert cost.cost_of([{"flops": 10.0, "bytes accessed": 20.0}]) == cost.Cost(10.0, 20.0)
+    assert cost.cost_of([{"flops": 1.0}, {"flops": 2.0}]) == cost.Cost(3.0, None)
+    assert cost.cost_of(None) == cost.Cost(None, None)
+    assert cost.cost_of({"flops": -1.0}) == cost.Cost(None, None)
+
+    class NoCost:
+        def cost_analysis(self):
+            raise NotImplementedError
+
+    assert cost.cost_of(NoCost()) == cost.Cost(None, None)
+
+
+def test_rates_and_fraction_of_peak():
+    assert cost.rate(2e9, 0.5) == 4e9
+    assert cost.rate(None, 0.5) is None and cost.rate(1.0, 0.0) is None
+    assert cost.fraction_of_peak(5e11, 1e12) == 0.5
+    assert cost.fraction_of_peak(5e11, None) is None
+
+
+# ----------------------------------------------------------------------------- peaks
+
+
+@pytest.mark.parametrize(
+    "kind, name",
+    [
+        ("NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM"),
+        ("NVIDIA H100 PCIe", "NVIDIA H100 PCIe"),
+        ("NVIDIA H200", "NVIDIA H200"),
+        ("NVIDIA A100-SXM4-40GB", "NVIDIA A100 40GB"),
+        ("NVIDIA A100-SXM4-80GB", "NVIDIA A100 80GB"),
+        ("NVIDIA L4", "NVIDIA L4"),
+        ("Tesla T4", "NVIDIA T4"),
+        ("Tesla V100-SXM2-16GB", "NVIDIA V100"),
+        ("TPU v2", "TPU v2 (per core)"),
+        ("TPU v3", "TPU v3 (per core)"),
+        ("TPU v4", "TPU v4"),
+        ("TPU v5 lite", "TPU v5e"),
+        ("TPU v5", "TPU v5p"),
+        ("TPU v6 lite", "TPU v6e"),
+    ],
+)
+def test_peak_lookup_by_device_kind(kind, name):
+    assert peaks.lookup(kind).name == name
+
+
+def test_peak_lookup_unknown_is_none():
+    assert peaks.lookup("cpu") is None
+    assert peaks.peak_flops("cpu") is None and peaks.peak_bandwidth("cpu") is None
+
+
+def test_peak_flops_follow_dtype_and_precision():
+    # H100 SXM datasheet (dense): fp32 67, tf32 494.7, bf16 989.4 TFLOP/s; 3.35 TB/s
+    assert peaks.peak_flops("NVIDIA H100 80GB HBM3", dtype="float32", precision="default") == pytest.approx(494.7e12)
+    assert peaks.peak_flops("NVIDIA H100 80GB HBM3", dtype="float32", precision="highest") == pytest.approx(67e12)
+    assert peaks.peak_flops("NVIDIA H100 80GB HBM3", dtype="bfloat16") == pytest.approx(989.4e12)
+    assert peaks.peak_bandwidth("NVIDIA H100 80GB HBM3") == pytest.approx(3.35e12)
+    # No TF32 on a T4: float32 is the fp32 peak at every precision
+    assert peaks.peak_flops("Tesla T4", precision="default") == pytest.approx(8.1e12)
+    # TPU v4: 275 bf16 TFLOP/s; float32 at highest is 6 bf16 passes
+    assert peaks.peak_flops("TPU v4", dtype="float32", precision="default") == pytest.approx(275e12)
+    assert peaks.peak_flops("TPU v4", dtype="float32", precision="high") == pytest.approx(275e12 / 3)
+    assert peaks.peak_flops("TPU v4", dtype="float32", precision="highest") == pytest.approx(275e12 / 6)
+    with pytest.raises(ValueError, match="precision"):
+        peaks.peak_flops("TPU v4", precision="fast")
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def _some_records():
+    return [
+        records.Record(case="mlp", mode="eager", device="cpu:0", device_kind="cpu", backend="cpu",
+                       median_s=0.01, min_s=0.009, max_s=0.02, repeats=3),
+        records.Record(case="mlp", mode="jit", device="cpu:0", device_kind="cpu", backend="cpu",
+                       median_s=1e-4, min_s=9e-5, max_s=2e-4, repeats=10, compile_s=0.3, flops=1.5e6,
+                       bytes_accessed=2e5, flops_per_s=1.5e10, percent_of_peak=12.5, speedup=100.0,
+                       baseline="eager", note="x, y"),
+    ]
+
+
+def test_records_json_round_trip(tmp_path):
+    recs = _some_records()
+    path = tmp_path / "r.json"
+    records.write_json(recs, path, meta={"load": "1.0"})
+    assert records.read_json(path) == recs
+
+
+def test_records_csv_round_trip(tmp_path):
+    recs = _some_records()
+    path = tmp_path / "r.csv"
+    records.write_csv(recs, path)
+    back = records.read_csv(path)
+    assert back == recs
+    assert back[0].flops is None and back[1].repeats == 10 and isinstance(back[1].repeats, int)
+
+
+def test_records_json_writes_nan_as_null(tmp_path):
+    r = records.Record(case="c", mode="jit", median_s=math.nan)
+    records.write_json([r], tmp_path / "r.json")
+    assert records.read_json(tmp_path / "r.json")[0].median_s is None
+
+
+def test_table_has_a_line_per_record_and_the_units():
+    table = records.format_table(_some_records())
+    lines = table.splitlines()
+    assert len(lines) == 2 + 2
+    assert "median/step" in lines[0] and "100.0x vs eager" in lines[3] and "15.0 GFLOP/s" in lines[3]
+    md = records.format_markdown(_some_records())
+    assert md.count("\n") == 3 and md.startswith("| case |")
+
+
+# ----------------------------------------------------------------------------- runner
+
+
+def test_benchmark_records_every_mode_with_flops_and_speedups():
+    m, k, n = 8, 16, 4
+    x = jnp.ones((m, k), jnp.float32)
+    w = jnp.full((k, n), 0.1, jnp.float32)
+
+    def step(w, x):
+        return w - 0.01 * x.T @ (x @ w)
+
+    def body(w, i):
+        return step(w, x)
+
+    recs = bench.benchmark("toy", step, (w, x), body=body, carry=w, repeats=2, eager_repeats=1,
+                           steps=(1, 3), peak_flops_per_s=1e12, peak_source="given")
+    assert [r.mode for r in recs] == ["eager", "jit", "loop", "fused"]
+    dev = jax.devices()[0]
+    for r in recs:
+        assert r.case == "toy" and r.backend == dev.platform and r.device_kind == dev.device_kind
+        assert r.dtype == "float32" and r.precision == "default"
+        assert r.peak_flops_per_s == 1e12 and r.peak_source == "given"
+        if r.flops is not None:
+            assert r.flops_per_s == pytest.approx(r.flops / r.median_s)
+            assert r.percent_of_peak == pytest.approx(100 * r.flops_per_s / 1e12)
+    by = {r.mode: r for r in recs}
+    if by["jit"].flops is not None:
+        assert by["jit"].flops >= 2 * (2 * m * k * n)  # two matmuls of 2·m·k·n
+    assert by["jit"].compile_s is not None and by["eager"].compile_s is None
+    assert by["jit"].baseline == "eager" and by["jit"].speedup == pytest.approx(by["eager"].median_s / by["jit"].median_s)
+    assert by["fused"].baseline == "loop" and by["fused"].speedup == pytest.approx(by["loop"].median_s / by["fused"].median_s)
+
+
+def test_benchmark_records_the_precision_it_ran_at():
+    x = jnp.ones((4, 4), jnp.float32)
+    recs = bench.benchmark("mm", jnp.matmul, (x, x), modes=("jit",), repeats=1, precision="highest")
+    assert [r.mode for r in recs] == ["jit"] and recs[0].precision == "highest"
+    with pytest.raises(ValueError, match="mode"):
+        bench.benchmark("mm", jnp.matmul, (x, x), modes=("turbo",))
+
+
+def test_peak_matmul_counts_2n3_flops():
+    r = bench.peak_matmul(size=64, repeats=2)
+    assert r.mode == "peak" and r.flops == 2 * 64**3
+    assert r.flops_per_s == pytest.approx(r.flops / r.median_s)
+    if jax.default_backend() == "cpu":
+        assert r.peak_source == "measured matmul" and r.peak_flops_per_s == r.flops_per_s
+
+
+def test_distinct_devices_keeps_one_per_kind():
+    devs = bench.distinct_devices(jax.devices() * 3)
+    assert len(devs) == len({(d.platform, d.device_kind) for d in jax.devices()})

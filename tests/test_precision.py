@@ -1,0 +1,85 @@
+"""jaxmath.devices.precision: names → lax.Precision, the global setting reaches traced matmuls."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from jaxmath.devices import precision as P
+
+
+def _dot_precisions(fn, *args):
+    """The precision attributes of every dot_general in the lowered StableHLO of fn(*args)."""
+    text = jax.jit(fn).lower(*args).as_text()
+    return [line.split("precision = ")[1].split("]")[0] + "]" for line in text.splitlines() if "dot_general" in line]
+
+
+@pytest.mark.parametrize(
+    "given, want",
+    [(None, None), ("default", lax.Precision.DEFAULT), ("HIGH", lax.Precision.HIGH),
+     ("highest", lax.Precision.HIGHEST), (lax.Precision.HIGH, lax.Precision.HIGH)],
+)
+def test_as_precision(given, want):
+    assert P.as_precision(given) is want
+
+
+@pytest.mark.parametrize("bad", ["fastest", 3, "tf32x"])
+def test_as_precision_rejects_unknown_names(bad):
+    with pytest.raises(ValueError, match="precision"):
+        P.as_precision(bad)
+
+
+def test_precision_name_round_trips():
+    for name in P.PRECISIONS:
+        assert P.precision_name(name) == name
+        assert P.precision_name(P.as_precision(name)) == name
+
+
+@pytest.mark.parametrize("name, tag", [("default", "DEFAULT"), ("high", "HIGH"), ("highest", "HIGHEST")])
+def test_matmul_precision_context_reaches_every_traced_matmul(name, tag):
+    a = jnp.ones((4, 3), jnp.float32)
+    b = jnp.ones((3, 2), jnp.float32)
+
+    def two_layers(a, b):
+        return jnp.dot(jnp.tanh(a @ b), b.T)
+
+    assert P.current_precision() == "default"
+    with P.matmul_precision(name) as got:
+        assert got == name and P.current_precision() == name
+        tags = _dot_precisions(two_layers, a, b)
+    assert tags == [f"[{tag}, {tag}]"] * 2
+    assert P.current_precision() == "default"  # restored on exit
+
+
+def test_explicit_precision_argument_wins_over_the_context():
+    a = jnp.ones((4, 4), jnp.float32)
+    with P.matmul_precision("default"):
+        tags = _dot_precisions(lambda x: jnp.dot(x, x, precision=P.as_precision("highest")), a)
+    assert tags == ["[HIGHEST, HIGHEST]"]
+
+
+def test_set_matmul_precision_sets_and_restores_globally():
+    try:
+        P.set_matmul_precision("high")
+        assert P.current_precision() == "high"
+    finally:
+        P.set_matmul_precision(None)
+    assert P.current_precision() == "default"
+    with pytest.raises(ValueError, match="precision"):
+        with P.matmul_precision(None):
+            pass
+
+
+@pytest.mark.parametrize("name", P.PRECISIONS)
+def test_highest_precision_float32_matmul_matches_float64_numpy(name):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(32, 48)).astype(np.float32)
+    b = rng.normal(size=(48, 16)).astype(np.float32)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    got = jnp.dot(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32), precision=P.as_precision(name))
+    assert got.shape == (32, 16) and got.dtype == jnp.float32
+    if name == "highest" or jax.default_backend() == "cpu":
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    else:  # one bfloat16 pass on TPU: about 3 significant digits
+        np.testing.assert_allclose(got, want, rtol=5e-2, atol=5e-1)
