@@ -1,0 +1,168 @@
+"""k-means: shapes, NumPy replays, scikit-learn's KMeans as the oracle, empty clusters, vmap, bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxmath.unsupervised import kmeans as K
+
+
+def _blobs(seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 0, 0, 0], [5, 5, 0, 0], [0, 5, 5, 0], [5, 0, 0, 5]])
+    X = np.concatenate([rng.normal(c, 1.2, (60, 4)) for c in centers] + [rng.normal(2.5, 3.0, (60, 4))])
+    return X.astype(dtype)
+
+
+def _np_lloyd_step(X, C):
+    d = ((X[:, None, :] - C[None, :, :]) ** 2).sum(-1)
+    labels = d.argmin(1)
+    new = np.stack([X[labels == k].mean(0) for k in range(len(C))])
+    return new, labels
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_fit_shapes_and_dtypes(dtype):
+    X = jnp.asarray(_blobs(), dtype)
+    if dtype == jnp.float32:
+        r = K.fit(X, num_clusters=5, key=jax.random.key(0), num_restarts=3)
+    else:
+        r = K.fit(X, init=X[jnp.array([0, 60, 120, 180, 240])])
+    assert r.centroids.shape == (5, 4) and r.centroids.dtype == dtype
+    assert r.labels.shape == (300,) and r.labels.dtype == jnp.int32
+    assert r.inertia.shape == () and r.num_iterations.shape == () and r.converged.shape == ()
+    assert bool(r.converged)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_lloyd_step_matches_numpy(dtype):
+    X = _blobs(1)
+    C = X[[0, 70, 130, 190, 250]]
+    new, labels = K.lloyd_step(jnp.asarray(X, dtype), jnp.asarray(C, dtype))
+    assert new.shape == (5, 4) and labels.shape == (300,)
+    want_new, want_labels = _np_lloyd_step(X, C)
+    np.testing.assert_array_equal(np.asarray(labels), want_labels)
+    tol = 1e-10 if dtype == jnp.float64 else 1e-5
+    np.testing.assert_allclose(np.asarray(new), want_new, rtol=tol, atol=tol)
+
+
+def test_inertia_predict_and_squared_distances_match_numpy():
+    X, C = _blobs(2), _blobs(3)[:7]
+    d = ((X[:, None, :] - C[None]) ** 2).sum(-1)
+    got = K.squared_distances(jnp.asarray(X), jnp.asarray(C))
+    assert got.shape == (300, 7)
+    np.testing.assert_allclose(np.asarray(got), d, rtol=1e-10, atol=1e-9)
+    np.testing.assert_array_equal(np.asarray(K.predict(jnp.asarray(C), jnp.asarray(X))), d.argmin(1))
+    np.testing.assert_allclose(float(K.inertia(jnp.asarray(C), jnp.asarray(X))), d.min(1).sum(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("tol", [0.0, 1e-4])
+def test_same_result_as_sklearn_from_same_initial_centroids_float64(tol):
+    KMeans = pytest.importorskip("sklearn.cluster").KMeans
+    X = _blobs(4)
+    init = X[[0, 1, 2, 3, 4, 5]]  # poor start: several iterations before convergence
+    sk = KMeans(6, init=init, n_init=1, algorithm="lloyd", tol=tol, max_iter=300).fit(X)
+    r = K.fit(jnp.asarray(X), init=jnp.asarray(init), tol=tol)
+    assert int(r.num_iterations) == sk.n_iter_ > 2
+    np.testing.assert_allclose(np.asarray(r.centroids), sk.cluster_centers_, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(float(r.inertia), sk.inertia_, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(r.labels), sk.labels_)
+
+
+def test_same_result_as_sklearn_float32():
+    KMeans = pytest.importorskip("sklearn.cluster").KMeans
+    X = _blobs(5, np.float32)
+    init = X[[10, 20, 30, 40, 50]]
+    sk = KMeans(5, init=init, n_init=1, algorithm="lloyd", tol=0.0, max_iter=300).fit(X)
+    r = K.fit(jnp.asarray(X), init=jnp.asarray(init), tol=0.0)
+    assert r.centroids.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(r.centroids), sk.cluster_centers_, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(float(r.inertia), sk.inertia_, rtol=1e-5)
+
+
+def test_empty_cluster_is_reseeded_at_farthest_point_like_sklearn():
+    KMeans = pytest.importorskip("sklearn.cluster").KMeans
+    X = _blobs(6)
+    init = np.concatenate([X[[0, 100, 200]], np.full((1, 4), 1e3)])  # the last centroid wins no sample
+    new, labels = K.lloyd_step(jnp.asarray(X), jnp.asarray(init))
+    assert np.all(np.isfinite(np.asarray(new)))
+    # NumPy replay: the farthest sample from its own centroid becomes the empty cluster's centroid.
+    d = ((X[:, None] - init[None, :3]) ** 2).sum(-1)
+    far = d.min(1).argmax()
+    np.testing.assert_allclose(np.asarray(new[3]), X[far], rtol=1e-12)
+    sk = KMeans(4, init=init, n_init=1, algorithm="lloyd", tol=0.0).fit(X)
+    r = K.fit(jnp.asarray(X), init=jnp.asarray(init), tol=0.0)
+    np.testing.assert_allclose(np.asarray(r.centroids), sk.cluster_centers_, atol=1e-5)
+    np.testing.assert_allclose(float(r.inertia), sk.inertia_, rtol=1e-6)
+
+
+def test_kmeans_plus_plus_picks_distinct_samples_one_per_separated_blob():
+    rng = np.random.default_rng(7)
+    centers = np.array([[0.0, 0], [100, 0], [0, 100], [100, 100]])
+    X = np.concatenate([rng.normal(c, 1.0, (50, 2)) for c in centers])
+    C = np.asarray(K.kmeans_plus_plus(jax.random.key(1), jnp.asarray(X), 4))
+    assert C.shape == (4, 2)
+    rows = [np.flatnonzero((X == c).all(1)) for c in C]
+    assert all(len(r) == 1 for r in rows)  # every centroid is a sample of X
+    blobs = sorted(int(r[0]) // 50 for r in rows)
+    assert blobs == [0, 1, 2, 3]
+
+
+def test_ten_restarts_within_one_percent_of_sklearn_on_mnist_slice():
+    KMeans = pytest.importorskip("sklearn.cluster").KMeans
+    from jaxmath.datasets import load_mnist
+
+    threadpool_limits = pytest.importorskip("threadpoolctl").threadpool_limits
+
+    images, _ = load_mnist("test[:400]")
+    X = images.reshape(400, -1).astype(np.float64) / 255.0
+    with threadpool_limits(1):  # the CI box has 2 cores; OpenMP oversubscription only slows it down
+        sk = KMeans(10, n_init=10, random_state=0, algorithm="lloyd").fit(X)
+    r = K.fit(jnp.asarray(X), num_clusters=10, key=jax.random.key(0), num_restarts=10)
+    assert float(r.inertia) <= 1.01 * sk.inertia_
+    # and the restarts help: the best of ten is no worse than a single run from the same first key
+    one = K.fit(jnp.asarray(X), num_clusters=10, key=jax.random.key(0), num_restarts=1)
+    assert float(r.inertia) <= float(one.inertia) + 1e-9
+
+
+def test_vmap_over_datasets_matches_separate_runs():
+    Xs = jnp.stack([jnp.asarray(_blobs(s)) for s in (8, 9, 10)])
+    inits = Xs[:, :5]
+    batched = jax.vmap(lambda X, C: K.fit(X, init=C))(Xs, inits)
+    assert batched.centroids.shape == (3, 5, 4)
+    for i in range(3):
+        single = K.fit(Xs[i], init=inits[i])
+        np.testing.assert_allclose(np.asarray(batched.centroids[i]), np.asarray(single.centroids), atol=1e-10)
+
+
+def test_works_under_jit():
+    X = jnp.asarray(_blobs(11))
+    got = jax.jit(lambda X: K.fit(X, init=X[:4]).inertia)(X)
+    np.testing.assert_allclose(float(got), float(K.fit(X, init=X[:4]).inertia), rtol=1e-12)
+
+
+def test_bfloat16_stays_finite():
+    X = jnp.asarray(_blobs(12), jnp.bfloat16)
+    init = K.kmeans_plus_plus(jax.random.key(0), X, 4)
+    r = K.fit(X, init=init, max_iter=20)
+    assert r.centroids.dtype == jnp.bfloat16
+    assert np.all(np.isfinite(np.asarray(r.centroids, np.float32))) and np.isfinite(float(r.inertia))
+
+
+def test_bad_input_raises_before_compiling():
+    X = jnp.asarray(_blobs(13)[:10])
+    with pytest.raises(ValueError, match="num_clusters"):
+        K.fit(X, num_clusters=11, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="num_clusters"):
+        K.kmeans_plus_plus(jax.random.key(0), X, 11)
+    with pytest.raises(ValueError, match="num_clusters"):
+        K.fit(X, init=jnp.zeros((11, 4)))
+    with pytest.raises(ValueError, match=r"X contains 1 non-finite"):
+        K.fit(X.at[3, 2].set(jnp.nan), num_clusters=2, key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"centroids must have X's 4 features"):
+        K.fit(X, init=jnp.zeros((2, 3)))
+    with pytest.raises(ValueError, match="tol"):
+        K.fit(X, num_clusters=2, key=jax.random.key(0), tol=-1.0)
+    with pytest.raises(ValueError, match="X must be 2-dimensional"):
+        K.fit(X[0], num_clusters=2, key=jax.random.key(0))
