@@ -1,0 +1,352 @@
+"""Activation functions of the notes and their hand-derived derivatives.
+
+Every activation ``f`` comes with ``f_derivative`` (elementwise d f / d z, written
+by hand the way the notes derive it; the tests prove each one against
+``jax.grad``), and ``softmax`` comes with its full Jacobian ``softmax_jacobian``.
+All functions are pure, elementwise (softmax: along one axis), keep the input's
+float dtype (float32, float64, bfloat16) and work under ``jit`` and ``vmap``.
+
+Notation of the notes (seed 004): ``z`` is the weighted sum ("net"), ``y = f(z)``
+the activation; for softmax ``a`` are the logits and ``p`` the probabilities.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxmath import _validation as v
+
+__all__ = [
+    "sigmoid",
+    "sigmoid_derivative",
+    "relu",
+    "relu_derivative",
+    "leaky_relu",
+    "leaky_relu_derivative",
+    "tanh",
+    "tanh_derivative",
+    "identity",
+    "identity_derivative",
+    "softmax",
+    "log_softmax",
+    "softmax_jacobian",
+    "get",
+]
+
+
+def _float(z):
+    """``z`` as a JAX array of a float dtype (integers promote to the default float, floats are kept)."""
+    z = jnp.asarray(z)
+    if not jnp.issubdtype(z.dtype, jnp.inexact):
+        z = z.astype(jnp.promote_types(z.dtype, jnp.float32))
+    return z
+
+
+def _check_axis(z, axis, *, name="z"):
+    ndim = jnp.ndim(z)
+    v.check_integer(axis, name="axis")
+    if ndim == 0:
+        raise ValueError(f"{name} must have at least one axis to normalise over, got {name}.shape=()")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis={axis} is out of range for {name}.shape={tuple(jnp.shape(z))}")
+
+
+# --------------------------------------------------------------------------- sigmoid
+
+
+@jax.jit
+def _sigmoid(z, beta):
+    s = beta * z
+    # Only ever exponentiate a non-positive number: e = exp(-|βz|) lies in (0, 1],
+    # so neither branch can overflow, for any |z| and in bfloat16 too.
+    e = jnp.exp(-jnp.abs(s))
+    return jnp.where(s >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid(z, *, beta=1.0):
+    """The logistic sigmoid, computed without overflow.
+
+    The notes write ``f(x) = 1 / (1 + e^(-βx))``. Symbols: ``x`` → ``z``, ``β`` → ``beta``.
+
+    Args:
+      z: array of any shape, float32/float64/bfloat16 (integers are promoted to float).
+      beta: slope β, a real scalar (keyword-only).
+
+    Returns:
+      ``y`` with the shape and dtype of ``z``, each entry in [0, 1]; finite for every finite ``z``.
+    """
+    v._as_float(beta, "beta")
+    return _sigmoid(_float(z), beta)
+
+
+@jax.jit
+def _sigmoid_derivative(z, beta):
+    # 1 - y computed as σ(-βz) keeps full relative precision in both tails,
+    # where 1 - σ(βz) would round to 0.
+    return beta * _sigmoid(z, beta) * _sigmoid(-z, beta)
+
+
+def sigmoid_derivative(z, *, beta=1.0):
+    """d y / d z of the sigmoid, the notes' ``y' = β · y (1 − y)``.
+
+    Symbols: ``y = sigmoid(z, beta=beta)``, ``β`` → ``beta``; ``1 − y`` is computed as
+    ``sigmoid(−z)`` so the tails do not round to zero.
+
+    Args:
+      z: array of any shape, float dtype.
+      beta: slope β (keyword-only).
+
+    Returns:
+      array with the shape and dtype of ``z``, entries in [0, β/4].
+    """
+    v._as_float(beta, "beta")
+    return _sigmoid_derivative(_float(z), beta)
+
+
+# --------------------------------------------------------------------------- relu family
+
+
+@jax.jit
+def _relu(z):
+    # where(z > 0, ...) rather than maximum(z, 0): autodiff of this form gives 0 at
+    # z = 0, the notes' convention, where jnp.maximum would split the tie as 0.5.
+    return jnp.where(z > 0, z, jnp.zeros_like(z))
+
+
+def relu(z):
+    """The rectifier ``y = max(0, z)`` of the notes ("z for z greater than 0, otherwise 0").
+
+    Args:
+      z: array of any shape, float dtype.
+
+    Returns:
+      array with the shape and dtype of ``z``.
+    """
+    return _relu(_float(z))
+
+
+@jax.jit
+def _relu_derivative(z):
+    return (z > 0).astype(z.dtype)
+
+
+def relu_derivative(z):
+    """The notes' step: ``dy/dz = 0 for z ≤ 0, 1 for z > 0`` (0 at z = 0 exactly).
+
+    Args:
+      z: array of any shape, float dtype.
+
+    Returns:
+      array of 0s and 1s with the shape and dtype of ``z``.
+    """
+    return _relu_derivative(_float(z))
+
+
+@jax.jit
+def _leaky_relu(z, negative_slope):
+    return jnp.where(z > 0, z, negative_slope * z)
+
+
+def leaky_relu(z, *, negative_slope=0.01):
+    """Leaky rectifier ``y = z for z > 0, a·z for z ≤ 0``.
+
+    Symbols: ``a`` → ``negative_slope``.
+
+    Args:
+      z: array of any shape, float dtype.
+      negative_slope: slope ``a`` for non-positive inputs (keyword-only).
+
+    Returns:
+      array with the shape and dtype of ``z``.
+    """
+    v._as_float(negative_slope, "negative_slope")
+    return _leaky_relu(_float(z), negative_slope)
+
+
+@jax.jit
+def _leaky_relu_derivative(z, negative_slope):
+    one = jnp.ones_like(z)
+    return jnp.where(z > 0, one, negative_slope * one)
+
+
+def leaky_relu_derivative(z, *, negative_slope=0.01):
+    """``dy/dz = 1 for z > 0, a for z ≤ 0`` (``a`` → ``negative_slope``).
+
+    Args:
+      z: array of any shape, float dtype.
+      negative_slope: slope ``a`` (keyword-only).
+
+    Returns:
+      array with the shape and dtype of ``z``.
+    """
+    v._as_float(negative_slope, "negative_slope")
+    return _leaky_relu_derivative(_float(z), negative_slope)
+
+
+# --------------------------------------------------------------------------- tanh, identity
+
+
+@jax.jit
+def _tanh(z):
+    return jnp.tanh(z)
+
+
+def tanh(z):
+    """Hyperbolic tangent ``y = (e^z − e^−z) / (e^z + e^−z)``, in (−1, 1).
+
+    Args:
+      z: array of any shape, float dtype.
+
+    Returns:
+      array with the shape and dtype of ``z``.
+    """
+    return _tanh(_float(z))
+
+
+@jax.jit
+def _tanh_derivative(z):
+    y = jnp.tanh(z)
+    return 1 - y * y
+
+
+def tanh_derivative(z):
+    """``dy/dz = 1 − y²`` with ``y = tanh(z)``.
+
+    Args:
+      z: array of any shape, float dtype.
+
+    Returns:
+      array with the shape and dtype of ``z``, entries in [0, 1].
+    """
+    return _tanh_derivative(_float(z))
+
+
+def identity(z):
+    """The notes' output function ``f_out(a) = a``.
+
+    Args:
+      z: array of any shape.
+
+    Returns:
+      ``z`` as a float array (same shape).
+    """
+    return _float(z)
+
+
+def identity_derivative(z):
+    """``d f_out / d a = 1``.
+
+    Args:
+      z: array of any shape.
+
+    Returns:
+      ones with the shape and float dtype of ``z``.
+    """
+    return jnp.ones_like(_float(z))
+
+
+# --------------------------------------------------------------------------- softmax
+
+
+def _shifted(z, axis):
+    # The notes' stability trick: multiply numerator and denominator by C with
+    # log C = −max(a). The shift does not change the value, so no gradient flows through it.
+    return z - lax.stop_gradient(jnp.max(z, axis=axis, keepdims=True))
+
+
+def _softmax_core(z, axis):
+    e = jnp.exp(_shifted(z, axis))
+    return e / jnp.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax_core(z, axis):
+    s = _shifted(z, axis)
+    return s - jnp.log(jnp.sum(jnp.exp(s), axis=axis, keepdims=True))
+
+
+_softmax = jax.jit(_softmax_core, static_argnames="axis")
+_log_softmax = jax.jit(_log_softmax_core, static_argnames="axis")
+
+
+def softmax(z, *, axis=-1):
+    """Max-shifted softmax ``p_i = e^(a_i) / Σ_k e^(a_k)``.
+
+    The notes' stable form: ``p_i = e^(a_i + log C) / Σ_k e^(a_k + log C)`` with
+    ``log C = −max(a)``. Symbols: ``a`` → ``z`` (the logits), ``k`` runs along ``axis``.
+
+    Args:
+      z: logits, array with at least one axis, float dtype.
+      axis: the axis that is normalised (keyword-only, default the last).
+
+    Returns:
+      ``p`` with the shape and dtype of ``z``; entries in [0, 1] summing to 1 along ``axis``.
+    """
+    _check_axis(z, axis)
+    return _softmax(_float(z), axis=axis)
+
+
+def log_softmax(z, *, axis=-1):
+    """``log p_i = a_i − log Σ_k e^(a_k)``, computed as ``(a_i − max a) − log Σ_k e^(a_k − max a)``.
+
+    Symbols: ``a`` → ``z``, ``k`` runs along ``axis``.
+
+    Args:
+      z: logits, array with at least one axis, float dtype.
+      axis: the axis that is normalised (keyword-only).
+
+    Returns:
+      array with the shape and dtype of ``z``, entries ≤ 0.
+    """
+    _check_axis(z, axis)
+    return _log_softmax(_float(z), axis=axis)
+
+
+@jax.jit
+def _softmax_jacobian(z):
+    p = _softmax_core(z, -1)
+    eye = jnp.eye(p.shape[-1], dtype=p.dtype)
+    return p[..., :, None] * (eye - p[..., None, :])
+
+
+def softmax_jacobian(z):
+    """Jacobian of the softmax over the last axis: ``∂p_i/∂a_j = p_i (δ_ij − p_j)``.
+
+    The notes' cases: ``p_i (1 − p_j)`` for ``i = j`` and ``−p_j p_i`` for ``i ≠ j``.
+    Symbols: ``a`` → ``z``, ``p = softmax(z)``, ``δ_ij`` the Kronecker delta.
+
+    Args:
+      z: logits of shape ``(..., n)``, float dtype.
+
+    Returns:
+      ``J`` of shape ``(..., n, n)`` with ``J[..., i, j] = ∂p_i/∂a_j``; each row sums to 0.
+    """
+    _check_axis(z, -1)
+    return _softmax_jacobian(_float(z))
+
+
+# --------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, tuple[Callable, Callable]] = {
+    "sigmoid": (sigmoid, sigmoid_derivative),
+    "relu": (relu, relu_derivative),
+    "leaky_relu": (leaky_relu, leaky_relu_derivative),
+    "tanh": (tanh, tanh_derivative),
+    "identity": (identity, identity_derivative),
+}
+
+
+def get(name: str) -> tuple[Callable, Callable]:
+    """The pair ``(function, derivative)`` for an activation name.
+
+    Args:
+      name: one of ``"sigmoid"``, ``"relu"``, ``"leaky_relu"``, ``"tanh"``, ``"identity"``.
+
+    Returns:
+      ``(f, f_derivative)``, both elementwise ``z -> array`` of ``z``'s shape.
+    """
+    v.check_choice(name, tuple(_REGISTRY), name="name")
+    return _REGISTRY[name]
