@@ -1,0 +1,83 @@
+"""Neighbourhood functions Θ for winner-takes-most learning and Kohonen maps.
+
+Each function takes the offsets between every neuron's position and the winner's position and the spread σ,
+and returns how strongly each neuron follows the winner (1 at the winner):
+
+    gaussian:     Θ = exp(−‖p_i − p_best‖² / (2σ²))
+    mexican_hat:  Θ = (1 − ‖p_i − p_best‖² / σ²) · exp(−‖p_i − p_best‖² / (2σ²))
+    bubble:       Θ = 1 if |p_i − p_best| < σ along every axis, else 0
+
+These are the forms MiniSom uses (``bubble`` is a square window on the integer grid indices, as there).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxmath import _validation as V
+
+Array = jax.Array
+
+
+def gaussian(offsets: Array, sigma) -> Array:
+    """Gaussian neighbourhood Θ = exp(−‖offset‖² / (2σ²)).
+
+    Args:
+      offsets: (..., p) float array, p_i − p_best for each neuron i (p: position on the grid or chain).
+      sigma: scalar spread σ > 0.
+
+    Returns:
+      (...) array of the offsets' dtype, 1 at the winner.
+    """
+    sq = jnp.sum(offsets * offsets, axis=-1)
+    sigma = jnp.asarray(sigma, offsets.dtype)
+    return jnp.exp(-sq / (2 * sigma * sigma))
+
+
+def mexican_hat(offsets: Array, sigma) -> Array:
+    """Mexican-hat (Ricker) neighbourhood Θ = (1 − ‖offset‖²/σ²) · exp(−‖offset‖² / (2σ²)).
+
+    Neurons far from the winner are pushed away (Θ < 0).
+
+    Args:
+      offsets: (..., p) float array, p_i − p_best.
+      sigma: scalar spread σ > 0.
+
+    Returns:
+      (...) array of the offsets' dtype, 1 at the winner.
+    """
+    sq = jnp.sum(offsets * offsets, axis=-1)
+    sigma = jnp.asarray(sigma, offsets.dtype)
+    two_sigma_sq = 2 * sigma * sigma
+    return jnp.exp(-sq / two_sigma_sq) * (1 - 2 / two_sigma_sq * sq)
+
+
+def bubble(offsets: Array, sigma) -> Array:
+    """Bubble neighbourhood: Θ = 1 inside the open window |offset_a| < σ on every axis a, else 0.
+
+    Args:
+      offsets: (..., p) array, p_i − p_best (integer grid indices for a Kohonen map, as in MiniSom).
+      sigma: scalar half-width σ > 0.
+
+    Returns:
+      (...) float array, 1 inside the window and 0 outside.
+    """
+    dtype = offsets.dtype if jnp.issubdtype(offsets.dtype, jnp.floating) else jnp.float32
+    inside = jnp.all(jnp.abs(offsets) < sigma, axis=-1)
+    return inside.astype(dtype)
+
+
+NEIGHBOURHOODS: dict[str, Callable[[Array, Array], Array]] = {
+    "gaussian": gaussian,
+    "mexican_hat": mexican_hat,
+    "bubble": bubble,
+}
+
+
+def get(name: str) -> Callable[[Array, Array], Array]:
+    """The neighbourhood function called ``name`` ("gaussian", "mexican_hat" or "bubble")."""
+    V.check_choice(name, tuple(NEIGHBOURHOODS), name="neighbourhood")
+    return NEIGHBOURHOODS[name]
