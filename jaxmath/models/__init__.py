@@ -3,9 +3,11 @@
 # Neurons and regression (issue 4).
 from jaxmath.models import mcculloch_pitts as mcculloch_pitts
 from jaxmath.models import perceptron as perceptron
+from jaxmath.models import sigmoid_neuron as sigmoid_neuron
 from jaxmath.models import linear_regression as linear_regression
+from jaxmath.models import ridge as ridge
+from jaxmath.models import lasso as lasso
+from jaxmath.models import logistic_regression as logistic_regression
 
 # The MNIST network (issue 5).
 from jaxmath.models import mlp as mlp
-from jaxmath.models import sigmoid_neuron as sigmoid_neuron
-from jaxmath.models import ridge as ridge
