@@ -334,3 +334,90 @@ def test_peak_matmul_counts_2n3_flops():
 def test_distinct_devices_keeps_one_per_kind():
     devs = bench.distinct_devices(jax.devices() * 3)
     assert len(devs) == len({(d.platform, d.device_kind) for d in jax.devices()})
+
+
+# ----------------------------------------------------------------------------- suite and CLI
+
+from jaxmath.bench import plot as bench_plot  # noqa: E402
+from jaxmath.bench import suite  # noqa: E402
+from jaxmath.cli import main  # noqa: E402
+
+
+def test_suite_cases_and_bad_names():
+    cases = suite.default_cases("tiny")
+    assert [c.name for c in cases][0] == "mlp-784-16-16-10" and len(cases) == 4
+    with pytest.raises(ValueError, match="case"):
+        suite.default_cases("tiny", names=["resnet"])
+    with pytest.raises(ValueError, match="size"):
+        suite.default_cases("huge")
+
+
+def test_suite_mlp_step_keeps_float32_params_in_bfloat16_mode():
+    case = suite.default_cases("tiny", dtype="bfloat16", names=["mlp-784-16-16-10"])[0]
+    assert case.dtype == "bfloat16"
+    work = case.setup()
+    state, metrics = jax.jit(work.fn)(*work.args)
+    leaves = jax.tree_util.tree_leaves(state.params)
+    assert all(leaf.dtype == jnp.float32 for leaf in leaves)
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves) and bool(jnp.isfinite(metrics["loss"]))
+    # the fused body walks through the data: the same as two steps by hand on batches 0 and 1
+    batch = 32
+    images, labels = work.consts
+    step = jax.jit(work.fn)
+    by_hand = step(work.carry, (images[:batch], labels[:batch]))[0]
+    by_hand = step(by_hand, (images[batch:2 * batch], labels[batch:2 * batch]))[0]
+    fused = jax.jit(timing.fused(work.body, 2))(work.carry, *work.consts)
+    for a, b in zip(jax.tree_util.tree_leaves(fused.params), jax.tree_util.tree_leaves(by_hand.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_run_suite_tiny_structure():
+    cases = suite.default_cases("tiny", precision="highest", names=["mlp-784-16-16-10"])
+    recs = suite.run_suite(cases, size="tiny", modes=("jit",), precision="highest", progress=False)
+    assert [r.mode for r in recs] == ["peak", "jit"]
+    assert recs[0].case == "matmul 256x256x256"
+    assert all(r.precision == "highest" for r in recs)
+    if jax.default_backend() == "cpu":
+        assert all(r.peak_source == "measured matmul" for r in recs)
+        assert recs[1].peak_flops_per_s == recs[0].flops_per_s
+    lines = suite.summary(recs)
+    assert not any("jit vs eager" in line for line in lines)  # no eager mode was run
+
+
+def test_speedups_vs_eager_for_the_plot(tmp_path):
+    recs = [records.Record(case="c", mode=m, device_kind="cpu", median_s=t)
+            for m, t in (("eager", 1.0), ("jit", 0.01), ("loop", 0.02), ("fused", 0.005))]
+    assert bench_plot.speedups_vs_eager(recs) == {"cpu": {"c": {"jit": 100.0, "loop": 50.0, "fused": 200.0}}}
+    pytest.importorskip("matplotlib")
+    bench_plot.plot_speedups(recs, str(tmp_path / "s.png"))
+    assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_cli_bench_writes_json_and_csv(tmp_path, capsys):
+    j, c = tmp_path / "b.json", tmp_path / "b.csv"
+    rc = main(["bench", "--quick", "--case", "logreg", "--mode", "jit", "--no-progress",
+               "--json", str(j), "--csv", str(c)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "logreg" in out and "matmul 256x256x256" in out and "suite time" in out
+    from_json, from_csv = records.read_json(j), records.read_csv(c)
+    assert [r.mode for r in from_json] == ["peak", "jit"] == [r.mode for r in from_csv]
+    assert from_json[1].case == "logreg" and from_json[1].compile_s > 0
+    import json as _json
+    assert _json.loads(j.read_text())["meta"]["size"] == "tiny"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bench", "--plot", "speedups.jpg"], "--plot must name a .png file"),
+        (["bench", "--size", "huge"], "invalid choice"),
+        (["bench", "--precision", "fast"], "invalid choice"),
+        (["bench", "--devices", "tpu"] if jax.default_backend() != "tpu" else ["bench", "--devices", "nope"],
+         "no such devices"),
+    ],
+)
+def test_cli_bench_bad_flags_one_line_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err

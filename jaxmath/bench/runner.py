@@ -107,6 +107,7 @@ def benchmark(
     *,
     body: Callable | None = None,
     carry: Any = None,
+    consts: Sequence[Any] = (),
     device: jax.Device | None = None,
     modes: Sequence[str] = MODES,
     repeats: int = 5,
@@ -126,9 +127,10 @@ def benchmark(
       case: the case's name in the records.
       fn: one step as a function of ``args`` (e.g. ``train_step(state, batch)``).
       args: its arguments; moved to ``device``.
-      body: ``body(carry, i) -> carry``, the same step for the loop/fused modes
+      body: ``body(carry, i, *consts) -> carry``, the same step for the loop/fused modes
         (None skips those modes).
       carry: the initial carry for ``body``.
+      consts: read-only arguments of ``body`` (e.g. the dataset it slices batches from).
       device: where to run (default: JAX's default device).
       modes: any of "eager", "jit", "loop", "fused".
       repeats: timed repeats for jit/loop/fused; ``eager_repeats`` for eager (default: ``repeats``).
@@ -154,6 +156,7 @@ def benchmark(
     args = jax.device_put(tuple(args), device)
     if carry is not None:
         carry = jax.device_put(carry, device)
+    consts = jax.device_put(tuple(consts), device)
     precision_name = precision or jax.config.jax_default_matmul_precision or "default"
 
     base = dict(
@@ -174,7 +177,9 @@ def benchmark(
             if on_mode is not None:
                 on_mode(mode)
             if mode == "eager":
-                t = _timing.time_eager(fn, *args, repeats=eager_repeats or repeats, warmup=1, clock=clock)
+                # The first op-by-op call compiles one small executable per primitive and shape;
+                # the second still meets a few new ones: two warm-up calls.
+                t = _timing.time_eager(fn, *args, repeats=eager_repeats or repeats, warmup=2, clock=clock)
                 rec = Record(mode=mode, median_s=t.median, min_s=t.min, max_s=t.max, repeats=t.repeats, **base)
             elif mode == "jit":
                 j = _timing.time_jit(fn, *args, repeats=repeats, warmup=2, clock=clock)
@@ -186,7 +191,7 @@ def benchmark(
                 )
             else:
                 timer = _timing.time_fused if mode == "fused" else _timing.time_loop
-                s = timer(body, carry, steps=steps, repeats=repeats, warmup=1, clock=clock)
+                s = timer(body, carry, consts=consts, steps=steps, repeats=repeats, warmup=1, clock=clock)
                 rec = Record(
                     mode=mode, median_s=s.per_step, min_s=s.per_step_min, max_s=s.per_step_max,
                     repeats=repeats, compile_s=s.compile_s, **base,

@@ -142,12 +142,16 @@ def time_jit(fn: Callable, *args: Any, repeats: int = 10, warmup: int = 2, clock
     return JitTiming(timing, lower_s, compile_s, compiled)
 
 
-def fused(body: Callable[[Any, jax.Array], Any], num_steps: int) -> Callable[[Any], Any]:
-    """``carry -> carry`` running ``carry = body(carry, i)`` for ``i = 0..num_steps-1`` in one ``lax.scan``."""
+def fused(body: Callable[..., Any], num_steps: int) -> Callable[..., Any]:
+    """``(carry, *consts) -> carry`` running ``carry = body(carry, i, *consts)`` for ``i < num_steps`` in one ``lax.scan``.
 
-    def run(carry):
+    ``consts`` (e.g. the dataset the steps slice batches from) are arguments, not
+    captured constants, so they are neither baked into the program nor copied per step.
+    """
+
+    def run(carry, *consts):
         def scan_body(c, i):
-            return body(c, i), None
+            return body(c, i, *consts), None
 
         carry, _ = lax.scan(scan_body, carry, jnp.arange(num_steps, dtype=jnp.int32))
         return carry
@@ -185,9 +189,10 @@ def _check_steps(steps: Sequence[int]) -> tuple[int, int]:
 
 
 def time_fused(
-    body: Callable[[Any, jax.Array], Any],
+    body: Callable[..., Any],
     carry: Any,
     *,
+    consts: Sequence[Any] = (),
     steps: Sequence[int] = (4, 16),
     repeats: int = 5,
     warmup: int = 1,
@@ -196,9 +201,10 @@ def time_fused(
     """Per-step time of ``body`` run N times inside one compiled ``lax.scan``.
 
     Args:
-      body: ``body(carry, i) -> carry``, one step (``i`` is the int32 step index, e.g. to
-        pick a batch with ``lax.dynamic_slice``).
+      body: ``body(carry, i, *consts) -> carry``, one step (``i`` is the int32 step index, e.g. to
+        pick a batch of ``consts`` with ``lax.dynamic_slice``).
       carry: the initial carry (a pytree of arrays, e.g. a train state).
+      consts: arguments every step reads but does not change (e.g. the dataset).
       steps: ``(N1, N2)`` with ``1 <= N1 < N2``; each is compiled separately (compile time apart).
       repeats, warmup: per step count.
 
@@ -209,35 +215,36 @@ def time_fused(
     _check_repeats(repeats, warmup)
     timings, compile_s = [], 0.0
     for n in steps:
-        compiled, _, c_s = compile_fn(fused(body, n), carry, clock=clock)
+        compiled, _, c_s = compile_fn(fused(body, n), carry, *consts, clock=clock)
         compile_s = c_s
-        timings.append(measure(compiled, carry, repeats=repeats, warmup=warmup, clock=clock))
+        timings.append(measure(compiled, carry, *consts, repeats=repeats, warmup=warmup, clock=clock))
     return slope(steps, timings[0], timings[1], compile_s)
 
 
 def time_loop(
-    body: Callable[[Any, jax.Array], Any],
+    body: Callable[..., Any],
     carry: Any,
     *,
+    consts: Sequence[Any] = (),
     steps: Sequence[int] = (4, 16),
     repeats: int = 5,
     warmup: int = 1,
     clock: Clock = time.perf_counter,
 ) -> SlopeTiming:
-    """Per-step time of a Python loop of jitted ``body`` calls (blocked once, at the loop's end).
+    """Per-step time of a Python loop of jitted ``body(carry, i, *consts)`` calls (blocked once, at the end).
 
     The usual hand-written training loop; compare with ``time_fused`` to see what
-    moving the loop into the compiled program saves.
+    moving the loop into the compiled program saves. Arguments as in ``time_fused``.
     """
     steps = _check_steps(steps)
     _check_repeats(repeats, warmup)
     indices = [jnp.asarray(i, jnp.int32) for i in range(max(steps))]
-    compiled, _, compile_s = compile_fn(body, carry, indices[0], clock=clock)
+    compiled, _, compile_s = compile_fn(body, carry, indices[0], *consts, clock=clock)
 
     def make_loop(n):
         def loop(c):
             for i in range(n):
-                c = compiled(c, indices[i])
+                c = compiled(c, indices[i], *consts)
             return c
 
         return loop

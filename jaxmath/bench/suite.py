@@ -1,0 +1,312 @@
+"""The default benchmark suite of ``jaxmath bench``: the notes' workloads on synthetic MNIST-shaped data.
+
+Cases (``size="full"``, the issue's settings):
+
+* ``mlp-784-16-16-10``: the notes' network (sigmoid, sum of squares, SGD), one train step at batch 128;
+  loop/fused modes walk through the batches of a 60,000-image synthetic epoch.
+* ``mlp-784-1024-1024-10``: a large ReLU MLP (softmax cross-entropy, Adam), one step at batch 1024.
+* ``logreg``: one full-batch gradient step of 10-class logistic regression on 60,000 × 784.
+* ``kmeans``: one Lloyd iteration (assign + update) on 60,000 × 784, k = 10.
+
+Every case runs through the library's own code (``jaxmath.models.mlp``,
+``jaxmath.training.make_train_step``, ``jaxmath.optim``, ``jaxmath.models.logistic_regression``,
+``jaxmath.unsupervised.kmeans``) with ``precision`` passed to every matmul; ``dtype="bfloat16"``
+runs the MLPs' matmuls in bfloat16 (``mlp.apply(compute_dtype=...)``) with float32 params and
+optimizer state. ``size="small"``/``"tiny"`` shrink the data (notebooks, tests).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxmath._validation import check_choice
+from jaxmath.bench.records import Record
+from jaxmath.bench.runner import MODES, benchmark, distinct_devices, peak_matmul
+
+SIZES = ("full", "small", "tiny")
+DTYPES = ("float32", "bfloat16")
+EPOCH_SAMPLES = 60_000
+
+
+class Workload(NamedTuple):
+    """What the runner times: ``fn(*args)`` (eager, jit) and ``body(carry, i, *consts)`` (loop, fused)."""
+
+    fn: Callable
+    args: tuple
+    body: Callable
+    carry: Any
+    consts: tuple = ()
+
+
+class Case(NamedTuple):
+    """A suite entry: ``setup()`` builds the workload on the host; timing settings for it."""
+
+    name: str
+    setup: Callable[[], Workload]
+    repeats: int
+    eager_repeats: int
+    steps: tuple[int, int]
+    dtype: str
+    note: str = ""
+
+
+# name -> (samples in the dataset, batch, timing repeats, eager repeats, (N1, N2))
+_SETTINGS = {
+    "full": {
+        "mlp-784-16-16-10": (EPOCH_SAMPLES, 128, 7, 3, (20, 100)),
+        "mlp-784-1024-1024-10": (8 * 1024, 1024, 3, 1, (2, 4)),
+        "logreg": (EPOCH_SAMPLES, EPOCH_SAMPLES, 5, 2, (2, 6)),
+        "kmeans": (EPOCH_SAMPLES, EPOCH_SAMPLES, 3, 1, (1, 3)),
+    },
+    "small": {
+        "mlp-784-16-16-10": (8192, 128, 5, 2, (10, 40)),
+        "mlp-784-1024-1024-10": (1024, 256, 3, 1, (2, 4)),
+        "logreg": (4096, 4096, 3, 1, (2, 6)),
+        "kmeans": (4096, 4096, 3, 1, (2, 4)),
+    },
+    "tiny": {
+        "mlp-784-16-16-10": (256, 32, 2, 1, (1, 3)),
+        "mlp-784-1024-1024-10": (64, 32, 2, 1, (1, 2)),
+        "logreg": (64, 64, 2, 1, (1, 2)),
+        "kmeans": (64, 64, 2, 1, (1, 2)),
+    },
+}
+CASES = tuple(_SETTINGS["full"])
+_LARGE_SIZES = {"full": (784, 1024, 1024, 10), "small": (784, 1024, 1024, 10), "tiny": (784, 64, 64, 10)}
+
+
+def synthetic_mnist(num: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-shaped random data: uint8 images (num, 28, 28) and uint8 labels (num,) in 0..9."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(num, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=(num,), dtype=np.uint8)
+    return images, labels
+
+
+def _batch_at(images, labels, i, batch):
+    """Batch number ``i`` (wrapping around) of the on-device dataset, sliced inside the compiled step."""
+    num_batches = images.shape[0] // batch
+    start = (i % num_batches) * batch
+    x = lax.dynamic_slice_in_dim(images, start, batch)
+    y = lax.dynamic_slice_in_dim(labels, start, batch)
+    return x, y
+
+
+def _mlp_workload(sizes, *, samples, batch, activation, output, loss, optimizer, precision, compute_dtype):
+    from jaxmath import training
+    from jaxmath.models import mlp
+
+    apply_fn = functools.partial(
+        mlp.apply, activation=activation, output=output, precision=precision, compute_dtype=compute_dtype
+    )
+    loss_fn = training.make_classifier_loss(apply_fn, num_classes=10, loss=loss)
+    # The bare step: the benchmark jits it itself (and must reuse its input state between repeats,
+    # so the library's buffer donation is off).
+    step = training.make_train_step(loss_fn, optimizer, jit=False)
+    params = mlp.init(jax.random.PRNGKey(0), sizes)
+    state = training.TrainState.create(params, optimizer, key=jax.random.PRNGKey(1))
+    images, labels = synthetic_mnist(samples)
+    images, labels = jnp.asarray(images), jnp.asarray(labels)
+
+    def one_step(state, batch):
+        return step(state, batch)
+
+    def body(state, i, images, labels):
+        new_state, _ = step(state, _batch_at(images, labels, i, batch))
+        return new_state
+
+    return Workload(one_step, (state, (images[:batch], labels[:batch])), body, state, (images, labels))
+
+
+def _logreg_workload(*, samples, precision, learning_rate=0.5):
+    from jaxmath.models import logistic_regression as logreg
+
+    images, labels = synthetic_mnist(samples)
+    X = jnp.asarray(images.reshape(samples, -1), jnp.float32) / 255.0
+    y = jnp.asarray(labels, jnp.int32)
+    params = logreg.init(784, num_classes=10)
+    grad = jax.grad(functools.partial(logreg.loss, penalty=None, precision=precision))
+
+    def step(params, X, y):
+        g = grad(params, X, y)
+        return jax.tree_util.tree_map(lambda p, gp: p - learning_rate * gp, params, g)
+
+    def body(params, i, X, y):
+        return step(params, X, y)
+
+    return Workload(step, (params, X, y), body, params, (X, y))
+
+
+def _kmeans_workload(*, samples, precision, num_clusters=10):
+    from jaxmath.unsupervised import kmeans
+
+    images, _ = synthetic_mnist(samples)
+    X = jnp.asarray(images.reshape(samples, -1), jnp.float32) / 255.0
+    centroids = X[:num_clusters]
+
+    def step(X, centroids):
+        return kmeans.lloyd_step(X, centroids, precision=precision)[0]
+
+    def body(centroids, i, X):
+        return step(X, centroids)
+
+    return Workload(step, (X, centroids), body, centroids, (X,))
+
+
+def default_cases(
+    size: str = "full",
+    *,
+    precision: str | None = None,
+    dtype: str = "float32",
+    names: Sequence[str] | None = None,
+) -> list[Case]:
+    """The suite's cases at ``size`` ("full", "small", "tiny"), optionally only ``names``."""
+    check_choice(size, SIZES, name="size")
+    check_choice(dtype, DTYPES, name="dtype")
+    for name in names or ():
+        check_choice(name, CASES, name="case")
+    compute_dtype = jnp.bfloat16 if dtype == "bfloat16" else None
+    settings = _SETTINGS[size]
+    from jaxmath import optim
+
+    builders = {
+        "mlp-784-16-16-10": lambda s: _mlp_workload(
+            (784, 16, 16, 10), samples=s[0], batch=s[1], activation="sigmoid", output="sigmoid",
+            loss="sum_of_squares", optimizer=optim.sgd(1.0), precision=precision, compute_dtype=compute_dtype),
+        "mlp-784-1024-1024-10": lambda s: _mlp_workload(
+            _LARGE_SIZES[size], samples=s[0], batch=s[1], activation="relu", output="identity",
+            loss="softmax_cross_entropy", optimizer=optim.adam(1e-3), precision=precision,
+            compute_dtype=compute_dtype),
+        "logreg": lambda s: _logreg_workload(samples=s[0], precision=precision),
+        "kmeans": lambda s: _kmeans_workload(samples=s[0], precision=precision),
+    }
+    cases = []
+    for name in names or CASES:
+        s = settings[name]
+        is_mlp = name.startswith("mlp")
+        label = name if size == "full" or name != "mlp-784-1024-1024-10" else name.replace(
+            "1024-1024", "-".join(str(v) for v in _LARGE_SIZES[size][1:3]))
+        note = f"batch {s[1]}, {s[0]} samples" if is_mlp else f"{s[0]} x 784"
+        cases.append(
+            Case(label, functools.partial(builders[name], s), s[2], s[3], s[4],
+                 dtype if is_mlp else "float32", note)
+        )
+    return cases
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="jaxmath bench", unit="run", file=sys.stderr, leave=False)
+
+
+def run_suite(
+    cases: Sequence[Case] | None = None,
+    *,
+    size: str = "full",
+    devices: Sequence[jax.Device] | None = None,
+    precision: str | None = None,
+    dtype: str = "float32",
+    modes: Sequence[str] = MODES,
+    peak_size: int | None = None,
+    progress: bool = True,
+) -> list[Record]:
+    """Run every case on every (distinct kind of) device; one peak-matmul record per device first.
+
+    Args:
+      cases: from ``default_cases`` (default: all of them at ``size``).
+      size: "full" (the issue's settings), "small" or "tiny".
+      devices: default ``distinct_devices()``: each accelerator kind present plus the CPU.
+      precision: matmul precision for every matmul ("default", "high", "highest"; None = JAX's default).
+      dtype: "float32" or "bfloat16" (MLP matmuls in bfloat16, float32 params).
+      modes: subset of ("eager", "jit", "loop", "fused").
+      peak_size: side of the peak matmul (default 1024, 256 for "tiny").
+      progress: show a progress bar on stderr.
+
+    Returns:
+      All records, in order: per device, the peak matmul then every case's modes.
+    """
+    check_choice(size, SIZES, name="size")
+    if cases is None:
+        cases = default_cases(size, precision=precision, dtype=dtype)
+    devices = distinct_devices(devices)
+    peak_size = peak_size or (256 if size == "tiny" else 1024)
+    bar = _progress(len(devices) * (1 + len(cases) * len(modes)), progress)  # the second peak is not counted
+    out: list[Record] = []
+    peak_dtype = jnp.bfloat16 if dtype == "bfloat16" else jnp.float32
+    try:
+        for device in devices:
+            def measure_peak(device=device):
+                if bar is not None:
+                    bar.set_postfix_str(f"{device.device_kind}: peak matmul")
+                return peak_matmul(device, size=peak_size, dtype=peak_dtype, precision=precision, repeats=5)
+
+            peak = measure_peak()
+            if bar is not None:
+                bar.update()
+            device_records: list[Record] = []
+            for case in cases:
+                with jax.default_device(device):
+                    work = case.setup()
+
+                def on_mode(mode, case=case, device=device):
+                    if bar is not None:
+                        bar.set_postfix_str(f"{device.device_kind}: {case.name} {mode}")
+
+                recs = benchmark(
+                    case.name, work.fn, work.args, body=work.body, carry=work.carry, consts=work.consts,
+                    device=device, modes=modes, repeats=case.repeats, eager_repeats=case.eager_repeats,
+                    steps=case.steps, precision=precision, dtype=case.dtype, note=case.note, on_mode=on_mode,
+                )
+                device_records.extend(recs)
+                if bar is not None:
+                    bar.update(len(modes))
+                del work
+            if peak.peak_source == "measured matmul":
+                # Other load on the machine shifts absolute speed: measure the peak again after the
+                # cases and keep the better of the two, so "% of peak" is never flattered by a slow peak.
+                again = measure_peak()
+                peak = max((peak, again), key=lambda r: r.flops_per_s or 0.0)
+                peak.peak_flops_per_s = peak.flops_per_s
+                peak.note = "peak = 2n^3 / median time, the better of a measurement before and after the cases"
+            for rec in device_records:
+                rec.peak_flops_per_s, rec.peak_source = peak.peak_flops_per_s, peak.peak_source
+                if rec.flops_per_s is not None and peak.peak_flops_per_s:
+                    rec.percent_of_peak = 100.0 * rec.flops_per_s / peak.peak_flops_per_s
+            out.append(peak)
+            out.extend(device_records)
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
+
+
+def summary(records: Sequence[Record]) -> list[str]:
+    """The issue's headline ratios from one run, one line each, per device."""
+    lines = []
+    by_dev: dict[str, dict[tuple[str, str], Record]] = {}
+    for r in records:
+        by_dev.setdefault(r.device_kind or r.device, {})[(r.case, r.mode)] = r
+    for dev, recs in by_dev.items():
+        small = {m: recs.get(("mlp-784-16-16-10", m)) for m in MODES}
+        if small["jit"] and small["jit"].speedup:
+            lines.append(f"{dev}: 784-16-16-10 step, jit vs eager: {small['jit'].speedup:.1f}x")
+        if small["fused"] and small["fused"].speedup:
+            lines.append(f"{dev}: 784-16-16-10 fused epoch vs Python loop of jitted steps: {small['fused'].speedup:.2f}x")
+            per_epoch = small["fused"].median_s * (EPOCH_SAMPLES // 128)
+            lines.append(f"{dev}: 784-16-16-10 fused epoch over {EPOCH_SAMPLES} samples (468 steps of 128): "
+                         f"{per_epoch * 1e3:.1f} ms")
+        large = recs.get(("mlp-784-1024-1024-10", "jit"))
+        if large and large.percent_of_peak is not None:
+            lines.append(f"{dev}: 784-1024-1024-10 step at {large.percent_of_peak:.0f}% of peak "
+                         f"({large.peak_source or 'peak'})")
+    return lines

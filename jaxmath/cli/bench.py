@@ -1,0 +1,91 @@
+"""``jaxmath bench``: the default suite on every device: eager / jit / loop / fused, speedups, % of peak."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+
+
+def register(subparsers: argparse._SubParsersAction, help_text: str) -> None:
+    from jaxmath.bench.runner import MODES
+    from jaxmath.bench.suite import CASES, DTYPES, SIZES
+    from jaxmath.devices.precision import PRECISIONS
+
+    parser = subparsers.add_parser(name="bench", help=help_text, description=help_text)
+    parser.add_argument("--size", choices=SIZES, default="full",
+                        help="full: the issue's settings (under 2 minutes on a 2-core CPU); small; tiny (a smoke test)")
+    parser.add_argument("--quick", action="store_true", help="same as --size tiny")
+    parser.add_argument("--case", dest="cases", action="append", choices=CASES, metavar="CASE",
+                        help=f"run only this case (repeatable): {', '.join(CASES)}")
+    parser.add_argument("--mode", dest="modes", action="append", choices=MODES, metavar="MODE",
+                        help=f"run only this mode (repeatable): {', '.join(MODES)}")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="matmul precision for every matmul (default: JAX's default)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32",
+                        help="bfloat16: the MLPs' matmuls in bfloat16, params and optimizer state float32")
+    parser.add_argument("--devices", default="all",
+                        help="'all' (one device of each kind, plus the CPU), or a platform: cpu, gpu, tpu")
+    parser.add_argument("--json", metavar="FILE", help="write the records as JSON")
+    parser.add_argument("--csv", metavar="FILE", help="write the records as CSV")
+    parser.add_argument("--plot", metavar="FILE.png", help="plot speedups per device and mode (needs matplotlib)")
+    parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def _devices(spec: str):
+    import jax
+
+    from jaxmath.cli import CLIError
+
+    if spec == "all":
+        return None
+    try:
+        return jax.devices(spec)
+    except RuntimeError:
+        have = sorted({d.platform for d in jax.devices()} | {"cpu"})
+        raise CLIError(f"jaxmath bench: error: --devices {spec!r}: no such devices here (available: {', '.join(have)})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from jaxmath.cli import CLIError
+
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise CLIError(f"jaxmath bench: error: --plot must name a .png file, got {args.plot!r}")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        raise CLIError('jaxmath bench: error: --plot needs matplotlib: pip install "jaxmath[plot]"')
+    devices = _devices(args.devices)
+
+    import os
+    import platform
+
+    import jax
+
+    from jaxmath.bench import plot as _plot
+    from jaxmath.bench import records as _records
+    from jaxmath.bench import suite as _suite
+
+    size = "tiny" if args.quick else args.size
+    modes = tuple(args.modes) if args.modes else _suite.MODES
+    cases = _suite.default_cases(size, precision=args.precision, dtype=args.dtype, names=args.cases)
+    start = time.perf_counter()
+    recs = _suite.run_suite(cases, size=size, devices=devices, precision=args.precision, dtype=args.dtype,
+                            modes=modes, progress=args.progress)
+    elapsed = time.perf_counter() - start
+    print(_records.format_markdown(recs) if args.markdown else _records.format_table(recs))
+    print()
+    for line in _suite.summary(recs):
+        print(line)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"suite time {elapsed:.1f} s; load average {load:.2f}; jax {jax.__version__}; {platform.machine()}")
+    meta = {"size": size, "precision": args.precision or "default", "dtype": args.dtype, "seconds": elapsed,
+            "load_average": load, "jax": jax.__version__, "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    if args.json:
+        _records.write_json(recs, args.json, meta=meta)
+    if args.csv:
+        _records.write_csv(recs, args.csv)
+    if args.plot:
+        _plot.plot_speedups(recs, args.plot)
+    return 0
