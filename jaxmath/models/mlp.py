@@ -67,6 +67,12 @@ def init(key: jax.Array, sizes: Sequence[int], *, scheme: str = "glorot", dtype:
     V.check_choice(scheme, SCHEMES, name="scheme")
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"dtype must be a floating dtype, got dtype={dtype!r}")
+    return _init(key, sizes=sizes, scheme=scheme, dtype=jnp.dtype(dtype))
+
+
+@partial(jax.jit, static_argnames=("sizes", "scheme", "dtype"))
+def _init(key, *, sizes, scheme, dtype):
+    # One compiled program per (sizes, scheme, dtype) instead of a dispatch per random op.
     keys = jax.random.split(key, len(sizes) - 1)
     params = []
     for k, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:]):
