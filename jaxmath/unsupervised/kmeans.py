@@ -53,11 +53,14 @@ def squared_distances(X, centroids, *, precision=None) -> Array:
     return jnp.maximum(xx + cc - 2 * jnp.matmul(X, centroids.T, precision=precision), 0)
 
 
-def _assign(X, centroids, precision):
-    # ‖x_n‖² does not change the argmin, so it is left out of the assignment.
+def _scores(X, centroids, precision):
+    # ‖x_n‖² does not change the argmin, so it is left out: score = ‖c_k‖² − 2·x_n·c_k.
     cc = jnp.sum(centroids * centroids, axis=-1)
-    scores = cc[None, :] - 2 * jnp.matmul(X, centroids.T, precision=precision)
-    return jnp.argmin(scores, axis=1).astype(jnp.int32)
+    return cc[None, :] - 2 * jnp.matmul(X, centroids.T, precision=precision)
+
+
+def _assign(X, centroids, precision):
+    return jnp.argmin(_scores(X, centroids, precision), axis=1).astype(jnp.int32)
 
 
 def _inertia(X, centroids, labels):
@@ -65,28 +68,41 @@ def _inertia(X, centroids, labels):
     return jnp.sum(diff * diff)
 
 
-def _update(X, centroids, labels, precision):
-    """Centroid update with empty clusters re-seeded at the farthest points (scikit-learn's relocation)."""
+def _update(X, centroids, labels, best_scores, precision):
+    """Centroid update with empty clusters re-seeded at the farthest points (scikit-learn's relocation).
+
+    best_scores: (n,) ‖c_l‖² − 2·x·c_l of each sample's own centroid (‖x‖² added back only when needed).
+    """
     k = centroids.shape[0]
     onehot = jax.nn.one_hot(labels, k, dtype=X.dtype)
     sums = jnp.matmul(onehot.T, X, precision=precision)
     counts = jnp.sum(onehot, axis=0)
     empty = counts == 0
-    # The r-th empty cluster takes the r-th farthest sample, which leaves its old cluster.
-    diff = X - centroids[labels]
-    far = lax.top_k(jnp.sum(diff * diff, axis=1), min(k, X.shape[0]))[1]
-    rank = jnp.cumsum(empty) - 1
-    num_empty = jnp.sum(empty)
-    uses = jnp.arange(far.shape[0]) < num_empty
-    donors = labels[far]
-    sums = sums.at[donors].add(-jnp.where(uses[:, None], X[far], 0))
-    counts = counts.at[donors].add(-uses.astype(counts.dtype))
-    seed = X[far[jnp.clip(rank, 0, far.shape[0] - 1)]]
-    sums = jnp.where(empty[:, None], seed, sums)
-    counts = jnp.where(empty, 1, counts)
+
+    def relocate(sums_counts):
+        sums, counts = sums_counts
+        # The r-th empty cluster takes the r-th farthest sample from its own centroid, which leaves its old cluster.
+        far = lax.top_k(best_scores + jnp.sum(X * X, axis=1), min(k, X.shape[0]))[1]
+        rank = jnp.cumsum(empty) - 1
+        uses = jnp.arange(far.shape[0]) < jnp.sum(empty)
+        donors = labels[far]
+        sums = sums.at[donors].add(-jnp.where(uses[:, None], X[far], 0))
+        counts = counts.at[donors].add(-uses.astype(counts.dtype))
+        seed = X[far[jnp.clip(rank, 0, far.shape[0] - 1)]]
+        return jnp.where(empty[:, None], seed, sums), jnp.where(empty, 1, counts)
+
+    # The relocation (a top-k over all samples) only runs when a cluster is empty.
+    sums, counts = lax.cond(jnp.any(empty), relocate, lambda sc: sc, (sums, counts))
     # A donor left with no sample keeps its centroid rather than dividing by zero.
     alive = counts > 0
     return jnp.where(alive[:, None], sums / jnp.where(alive, counts, 1)[:, None], centroids)
+
+
+def _assign_update(X, centroids, precision):
+    scores = _scores(X, centroids, precision)
+    labels = jnp.argmin(scores, axis=1).astype(jnp.int32)
+    best = jnp.take_along_axis(scores, labels[:, None], axis=1)[:, 0]
+    return _update(X, centroids, labels, best, precision), labels
 
 
 def lloyd_step(X, centroids, *, precision=None):
@@ -107,8 +123,7 @@ def lloyd_step(X, centroids, *, precision=None):
 
 @partial(jax.jit, static_argnames=("precision",))
 def _lloyd_step(X, centroids, precision):
-    labels = _assign(X, centroids, precision)
-    return _update(X, centroids, labels, precision), labels
+    return _assign_update(X, centroids, precision)
 
 
 def _lloyd(X, centroids, max_iter, tol, precision):
@@ -121,8 +136,7 @@ def _lloyd(X, centroids, max_iter, tol, precision):
 
     def body(carry):
         centroids, labels_old, it, _ = carry
-        labels = _assign(X, centroids, precision)
-        new = _update(X, centroids, labels, precision)
+        new, labels = _assign_update(X, centroids, precision)
         shift = jnp.sum((new - centroids) ** 2)
         done = jnp.all(labels == labels_old) | (shift <= tol)
         return new, labels, it + 1, done
