@@ -71,7 +71,8 @@ def test_grads_with_another_tree_structure_raise_naming_both(name):
     params = nested_params(jnp.float32)
     state = opt.init(params)
     wrong = {"layers": params["layers"], "other": params["scale"]}
-    with pytest.raises(ValueError, match=r"grads and .* must have the same tree structure, got grads: PyTreeDef.*'other'.* and .*'scale'"):
+    expected = r"grads and .* must have the same tree structure, got grads: PyTreeDef.*'other'.* and .*'scale'"
+    with pytest.raises(ValueError, match=expected):
         opt.update(wrong, state, params)
     with pytest.raises(ValueError, match="same tree structure"):
         jax.jit(opt.update)(wrong, state, params)
@@ -247,3 +248,25 @@ def test_learning_rate_may_be_a_traced_argument_of_jit():
     updates = one_step(jnp.asarray(0.25, jnp.float32), params, jnp.asarray([3.0, -1.0], jnp.float32))
     # Adam's first step is −η·sign(g) up to ε.
     np.testing.assert_allclose(updates, [-0.25, 0.25], rtol=1e-6)
+
+
+def test_vmap_over_adam_betas_equals_single_runs():
+    betas = jnp.asarray([[0.0, 0.9], [0.5, 0.99], [0.9, 0.999], [0.95, 0.5]], jnp.float64)
+    grads = jnp.asarray(np.random.default_rng(5).normal(size=(6, 3)), jnp.float64)
+
+    def run(b):
+        opt = optim.adam(0.1, b1=b[0], b2=b[1])
+        params = jnp.zeros(3, jnp.float64)
+
+        def step(carry, g):
+            p, s = carry
+            updates, s = opt.update(g, s, p)
+            return (optim.apply_updates(p, updates), s), None
+
+        (p, _), _ = jax.lax.scan(step, (params, opt.init(params)), grads)
+        return p
+
+    swept = jax.jit(jax.vmap(run))(betas)
+    assert swept.shape == (4, 3)
+    for i in range(4):
+        np.testing.assert_allclose(swept[i], run([float(betas[i, 0]), float(betas[i, 1])]), rtol=1e-10)

@@ -57,7 +57,12 @@ CASES = {
     # Adadelta's unit-correcting step is slow: the bar is a 100-fold drop of the loss (12.5 at the start).
     "adadelta": (lambda: optim.adadelta(1.0, eps=1e-8), 1e-2, lambda: optim.adadelta(1.0, eps=1e-8), 1e-1),
     "adam": (lambda: optim.adam(0.1), 1e-8, lambda: optim.adam(0.05), 1e-12),
-    "adamw_no_decay": (lambda: optim.adamw(0.1, weight_decay=0.0), 1e-8, lambda: optim.adamw(0.05, weight_decay=0.0), 1e-12),
+    "adamw_no_decay": (
+        lambda: optim.adamw(0.1, weight_decay=0.0),
+        1e-8,
+        lambda: optim.adamw(0.05, weight_decay=0.0),
+        1e-12,
+    ),
 }
 
 
@@ -87,7 +92,9 @@ def test_momentum_beats_plain_gradient_descent_in_the_ravine():
     assert mom_losses[-1] < 1e-3 * gd_losses[-1]
 
 
-@pytest.mark.parametrize("make", [lambda: optim.adam(0.05), lambda: optim.sgd(0.001, momentum=0.9)], ids=["adam", "momentum"])
+@pytest.mark.parametrize(
+    "make", [lambda: optim.adam(0.05), lambda: optim.sgd(0.001, momentum=0.9)], ids=["adam", "momentum"]
+)
 def test_float32_converges_on_rosenbrock(make):
     xy, losses, _ = minimize(make(), rosenbrock, [-1.5, 2.0], 3000, jnp.float32)
     assert xy.dtype == np.float32

@@ -47,7 +47,8 @@ def test_clip_by_global_norm_by_hand(dtype, rtol):
 def test_clipping_agrees_with_torch_utils():
     torch = pytest.importorskip("torch")
     grads = tree(jnp.float64)
-    tensors = [torch.zeros(np.shape(g), dtype=torch.float64, requires_grad=True) for g in jax.tree_util.tree_leaves(grads)]
+    leaves = jax.tree_util.tree_leaves(grads)
+    tensors = [torch.zeros(np.shape(g), dtype=torch.float64, requires_grad=True) for g in leaves]
     for t, g in zip(tensors, jax.tree_util.tree_leaves(grads)):
         t.grad = torch.tensor(np.asarray(g))
     torch.nn.utils.clip_grad_norm_(tensors, max_norm=2.0)
@@ -61,7 +62,10 @@ def test_clipping_agrees_with_torch_utils():
 def test_chain_of_decay_and_sgd_equals_torch_sgd_with_weight_decay():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
-    params = {"w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float64), "b": jnp.asarray(rng.normal(size=(2,)), jnp.float64)}
+    params = {
+        "w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float64),
+        "b": jnp.asarray(rng.normal(size=(2,)), jnp.float64),
+    }
     opt = optim.chain(optim.add_decayed_weights(weight_decay=0.1), optim.sgd(0.05, momentum=0.9))
     leaves, treedef = jax.tree_util.tree_flatten(params)
     tensors = [torch.tensor(np.asarray(x), requires_grad=True) for x in leaves]
@@ -73,7 +77,8 @@ def test_chain_of_decay_and_sgd_equals_torch_sgd_with_weight_decay():
         for t, g in zip(tensors, grads):
             t.grad = torch.tensor(g)
         reference.step()
-        updates, state = opt.update(jax.tree_util.tree_unflatten(treedef, [jnp.asarray(g) for g in grads]), state, params)
+        tree_grads = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(g) for g in grads])
+        updates, state = opt.update(tree_grads, state, params)
         params = optim.apply_updates(params, updates)
     for t, x in zip(tensors, jax.tree_util.tree_leaves(params)):
         np.testing.assert_allclose(np.asarray(x), t.detach().numpy(), rtol=1e-10)
@@ -133,8 +138,14 @@ def test_accumulate_equals_one_step_on_the_mean_gradient(inner):
     make = {"sgd": lambda: optim.sgd(0.1, momentum=0.9), "adam": lambda: optim.adam(0.1)}[inner]
     k = 3
     rng = np.random.default_rng(1)
-    params = {"w": jnp.asarray(rng.normal(size=(4,)), jnp.float64), "v": (jnp.asarray(rng.normal(size=(2, 2)), jnp.float64),)}
-    micro = [jax.tree_util.tree_map(lambda x: jnp.asarray(rng.normal(size=x.shape), jnp.float64), params) for _ in range(2 * k)]
+    params = {
+        "w": jnp.asarray(rng.normal(size=(4,)), jnp.float64),
+        "v": (jnp.asarray(rng.normal(size=(2, 2)), jnp.float64),),
+    }
+    micro = [
+        jax.tree_util.tree_map(lambda x: jnp.asarray(rng.normal(size=x.shape), jnp.float64), params)
+        for _ in range(2 * k)
+    ]
     acc = optim.accumulate(make(), k)
     state = acc.init(params)
     update = jax.jit(acc.update)
@@ -185,3 +196,16 @@ def test_skip_nonfinite_leaves_params_and_state_unchanged_and_counts():
     updates, state = update(good, state, params)
     assert not bool(state.last_step_skipped) and int(state.inner_state.count) == 2
     assert np.all(np.isfinite(np.asarray(updates["w"]))) and np.all(np.asarray(updates["w"]) != 0)
+
+
+def test_chain_of_clip_and_scale_by_hand():
+    opt = optim.chain(optim.clip_by_value(clip_value=1.0), optim.scale(-0.1))
+    grads = {"w": jnp.asarray([0.5, -3.0, 2.0], jnp.float32)}
+    updates, state = opt.update(grads, opt.init(grads))
+    assert updates["w"].dtype == jnp.float32 and updates["w"].shape == (3,)
+    np.testing.assert_allclose(updates["w"], [-0.05, 0.1, -0.1], rtol=1e-6)
+    assert state == optim.ChainState((optim.EmptyState(), optim.EmptyState()))
+    with pytest.raises(ValueError, match="no learning_rate field"):
+        optim.current_learning_rate(state)
+    with pytest.raises(TypeError, match="chain argument 1 must be an Optimizer"):
+        optim.chain(optim.scale(1.0), lambda g: g)

@@ -43,10 +43,10 @@ def adagrad(
     Symbols → arguments: η = ``learning_rate``, G_0 = ``initial_accumulator_value``, ε = ``eps``,
     g_t = ``grads``, G_t = ``state.sum_of_squares``.
 
-    Conventions: ε outside the square root and G_0 = 0, as ``torch.optim.Adagrad``. Keras uses G_0 = 0.1,
-    ε = 1e-7 (outside); optax uses G_0 = 0.1 with ε inside (√(G_t + ε)): pass ``initial_accumulator_value=0.1``
-    to get Keras', and fold optax's ε into G_0 (√(G_t + ε) = √(G_0 + ε + Σ g²)) with a negligible ``eps`` to get
-    optax's. PyTorch's ``lr_decay`` is a schedule here: ``learning_rate=lambda t: η / (1 + t·decay)``.
+    Conventions: ε outside the square root and G_0 = 0, as ``torch.optim.Adagrad``. TensorFlow 2's Keras uses
+    G_0 = 0.1, ε = 1e-7 (also outside): pass ``initial_accumulator_value=0.1, eps=1e-7``. optax uses G_0 = 0.1
+    with ε inside the root, √(G_t + ε) = √((G_0 + ε) + Σ g²): pass ``initial_accumulator_value=0.1 + ε`` and a
+    negligible ``eps``. PyTorch's ``lr_decay`` is a schedule here: ``learning_rate=lambda t: η / (1 + t·decay)``.
 
     Args:
       learning_rate: η ≥ 0, a float (or traced scalar) or a schedule ``count -> lr``.

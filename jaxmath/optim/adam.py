@@ -52,8 +52,8 @@ def adam(
     g_t = ``grads``, m = ``state.mu``, v = ``state.nu``, v^max = ``state.nu_max``, t = ``state.count`` + 1.
 
     Conventions: ε is added *outside* the square root, to the bias-corrected √v̂ (PyTorch, optax, the Adam
-    paper). Keras/TensorFlow add ε to √v_t before bias correction (the paper's "ε̂" form), i.e. their ε equals
-    ours times √(1 − β₂ᵗ); for ε ≪ √v̂ the two agree. For ε inside the root (√(v̂ + ε)), pass that ε as
+    paper). TensorFlow's Adam adds ε to √v_t before the bias correction (the paper's "ε̂" form), i.e. its ε
+    equals ours times √(1 − β₂ᵗ); for ε ≪ √v̂ the two agree. For ε inside the root (√(v̂ + ε)), pass that ε as
     ``eps_root`` and a negligible ``eps``.
 
     Args:

@@ -78,7 +78,8 @@ def exponential_decay(
             exponent = jnp.floor(exponent)
         value = init_value * decay_rate**exponent
         if end_value is not None:
-            value = jnp.maximum(value, end_value) if decay_rate < 1 else jnp.minimum(value, end_value)
+            # A decay (r < 1) is floored at end_value, a growth (r > 1) capped; r may be traced under vmap.
+            value = jnp.where(decay_rate < 1, jnp.maximum(value, end_value), jnp.minimum(value, end_value))
         return value
 
     return schedule

@@ -36,7 +36,7 @@ def sgd(learning_rate: base.ScalarOrSchedule, *, momentum: float = 0.0, nesterov
 
         v_t = γ v_{t−1} + η ∇_θ J(θ_{t−1}),    θ_t = θ_{t−1} − v_t
 
-    What is computed (PyTorch's ``torch.optim.SGD`` and optax's convention) keeps the buffer of gradients and
+    What is computed (the convention of ``torch.optim.SGD`` and optax) keeps a buffer of gradients and
     applies η afterwards::
 
         b_t = γ b_{t−1} + g_t,    θ_t = θ_{t−1} − η_t b_t                      (momentum)
