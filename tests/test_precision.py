@@ -83,3 +83,54 @@ def test_highest_precision_float32_matmul_matches_float64_numpy(name):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     else:  # one bfloat16 pass on TPU: about 3 significant digits
         np.testing.assert_allclose(got, want, rtol=5e-2, atol=5e-1)
+
+
+# ----------------------------------------------------------------------------- parity report
+
+from jaxmath.bench import parity  # noqa: E402
+
+
+def test_max_errors_by_hand():
+    a = {"w": np.array([1.0, 2.5], np.float32), "b": np.array([0.0], np.float32)}
+    r = {"w": np.array([1.0, 2.0], np.float32), "b": np.array([0.0], np.float32)}
+    assert parity.max_errors(a, r) == (0.5, 0.25)
+    assert parity.max_errors(np.zeros(2), np.zeros(2)) == (0.0, 0.0)
+
+
+def _numpy_mlp(params, x):
+    a = np.asarray(x, np.float64)
+    for i, (w, b) in enumerate(params):
+        z = a @ np.asarray(w, np.float64) + np.asarray(b, np.float64)
+        a = z if i == len(params) - 1 else np.tanh(z)
+    return a
+
+
+def test_parity_report_rows_and_bfloat16_error_matches_numpy():
+    from jaxmath.models import mlp
+
+    sizes, batch = (32, 16, 4), 8
+    rows = parity.parity_report(sizes=sizes, batch=batch)
+    assert [(r.precision, r.compute_dtype) for r in rows] == [
+        (p, d) for d in ("float32", "bfloat16") for p in ("default", "high", "highest")
+    ]
+    dev = jax.devices()[0].device_kind
+    assert all(r.device_kind == dev for r in rows)
+    for r in rows:
+        assert all(np.isfinite([r.output_abs, r.output_rel, r.grad_abs, r.grad_rel]))
+    highest32 = rows[2]
+    assert highest32.output_rel <= 1e-5 and highest32.grad_rel <= 1e-5
+    bf16 = rows[3]
+    assert 1e-5 < bf16.output_rel < 5e-2 and 1e-5 < bf16.grad_rel < 1e-1
+    # Independently: the same bfloat16 forward pass against a float64 NumPy MLP.
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, sizes[0]), dtype=np.float32)
+    params = mlp.init(jax.random.PRNGKey(0), sizes, dtype=jnp.float32)
+    out = mlp.apply(params, jnp.asarray(x, jnp.float32), activation="tanh", compute_dtype=jnp.bfloat16)
+    want = np.max(np.abs(np.asarray(out, np.float64) - _numpy_mlp(params, x)))
+    assert bf16.output_abs == pytest.approx(want, rel=1e-3, abs=1e-6)
+    assert "output rel" in parity.format_parity(rows).splitlines()[0]
+
+
+def test_parity_report_rejects_unknown_precision():
+    with pytest.raises(ValueError, match="precision"):
+        parity.parity_report(precisions=("turbo",))

@@ -30,3 +30,9 @@ from jaxmath.bench.timing import time_eager as time_eager
 from jaxmath.bench.timing import time_fused as time_fused
 from jaxmath.bench.timing import time_jit as time_jit
 from jaxmath.bench.timing import time_loop as time_loop
+from jaxmath.bench.parity import ParityRow as ParityRow
+from jaxmath.bench.parity import format_parity as format_parity
+from jaxmath.bench.parity import parity_report as parity_report
+from jaxmath.bench.plot import plot_speedups as plot_speedups
+from jaxmath.bench.suite import default_cases as default_cases
+from jaxmath.bench.suite import run_suite as run_suite

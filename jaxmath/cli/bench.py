@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction, help_text: str) -> None:
     parser.add_argument("--csv", metavar="FILE", help="write the records as CSV")
     parser.add_argument("--plot", metavar="FILE.png", help="plot speedups per device and mode (needs matplotlib)")
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    parser.add_argument("--parity", action="store_true",
+                        help="also print the precision parity report (MLP outputs and gradients vs CPU float32)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -80,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"suite time {elapsed:.1f} s; load average {load:.2f}; jax {jax.__version__}; {platform.machine()}")
+    if args.parity:
+        from jaxmath.bench import parity as _parity
+        from jaxmath.bench.runner import distinct_devices
+
+        print()
+        rows = [row for device in distinct_devices(devices) for row in _parity.parity_report(device=device)]
+        print(_parity.format_parity(rows))
     meta = {"size": size, "precision": args.precision or "default", "dtype": args.dtype, "seconds": elapsed,
             "load_average": load, "jax": jax.__version__, "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     if args.json:
