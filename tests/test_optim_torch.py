@@ -4,10 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch  # the oracle; in the test extra, so CI always has it
 
 from jaxmath import optim
-
-torch = pytest.importorskip("torch")
 
 NUM_STEPS = 100
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
