@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -15,6 +16,12 @@ from jaxmath import _validation as V
 from jaxmath.training.epoch import check_dataset, evaluate, run_epoch
 from jaxmath.training.state import TrainState
 from jaxmath.training.step import make_train_step
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_step(loss_fn, optimizer):
+    # The same (loss_fn, optimizer) gives the same step function, so a second fit reuses the compiled epoch.
+    return make_train_step(loss_fn, optimizer, jit=False)
 
 
 class FitResult(NamedTuple):
@@ -133,7 +140,10 @@ def fit(
     images, labels = jax.device_put(images), jax.device_put(labels)
     if validation_data is not None:
         validation_data = tuple(jax.device_put(a) for a in validation_data)
-    train_step = make_train_step(loss_fn, optimizer, jit=False)
+    try:
+        train_step = _cached_step(loss_fn, optimizer)
+    except TypeError:  # unhashable optimizer
+        train_step = make_train_step(loss_fn, optimizer, jit=False)
     # Copies: the caller's state survives donation, and best_params never alias donated buffers.
     state = jax.tree_util.tree_map(jnp.copy, state)
     best_params = jax.tree_util.tree_map(jnp.copy, state.params)

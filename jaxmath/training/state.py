@@ -28,11 +28,13 @@ class TrainState(NamedTuple):
 
     @classmethod
     def create(cls, params: Any, optimizer: Any, *, key: jax.Array) -> "TrainState":
-        """A fresh state: ``opt_state = optimizer.init(params)``, ``step = 0``.
+        """A fresh state: a copy of ``params``, ``opt_state = optimizer.init(params)``, ``step = 0``.
 
         Args:
           params: the model's parameters.
           optimizer: a ``jaxmath.optim.Optimizer`` (``init``, ``update``).
           key: PRNG key for shuffling.
         """
+        # A copy: donating steps then consume the state's buffers, never the caller's params.
+        params = jax.tree_util.tree_map(jnp.copy, params)
         return cls(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), key=key)
