@@ -134,3 +134,14 @@ def test_parity_report_rows_and_bfloat16_error_matches_numpy():
 def test_parity_report_rejects_unknown_precision():
     with pytest.raises(ValueError, match="precision"):
         parity.parity_report(precisions=("turbo",))
+
+
+@pytest.mark.parametrize("case", ["mlp-784-16-16-10", "logreg", "kmeans"])
+def test_precision_option_reaches_every_matmul_of_the_suite_models(case):
+    # No context manager: only the models' own precision= keyword, forward and backward passes.
+    from jaxmath.bench import suite
+
+    work = suite.default_cases("tiny", precision="highest", names=[case])[0].setup()
+    tags = _dot_precisions(work.fn, *work.args)
+    assert len(tags) >= 2
+    assert set(tags) == {"[HIGHEST, HIGHEST]"}, tags
