@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxmath import _validation as V
+from jaxmath.distances import pairwise_distances
 from jaxmath.unsupervised import neighbourhoods as _nb
 
 Array = jax.Array
@@ -97,9 +98,7 @@ def _train_batch(state, X, eta, sigma, positions, neighbourhood, num_iterations,
 
     def body(state, _):
         w = state.weights
-        sq = (jnp.sum(X * X, axis=1)[:, None] + jnp.sum(w * w, axis=1)[None, :]
-              - 2 * jnp.matmul(X, w.T, precision=precision))
-        best = jnp.argmin(sq, axis=1)
+        best = jnp.argmin(pairwise_distances(X, w, metric="squared_euclidean", precision=precision), axis=1)
         if neighbourhood is None:
             theta = jax.nn.one_hot(best, m, dtype=w.dtype)  # (n, m)
         else:

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxmath import _validation as V
+from jaxmath.distances import pairwise_distances
 
 Array = jax.Array
 
@@ -46,11 +47,11 @@ class KMeansState(NamedTuple):
 
 
 def squared_distances(X, centroids, *, precision=None) -> Array:
-    """‖x_n − c_k‖² = ‖x_n‖² + ‖c_k‖² − 2·x_n·c_k, clamped at 0: X (n, d), centroids (k, d) -> (n, k)."""
-    X, centroids = jnp.asarray(X), jnp.asarray(centroids)
-    xx = jnp.sum(X * X, axis=-1)[:, None]
-    cc = jnp.sum(centroids * centroids, axis=-1)[None, :]
-    return jnp.maximum(xx + cc - 2 * jnp.matmul(X, centroids.T, precision=precision), 0)
+    """‖x_n − c_k‖² = ‖x_n‖² + ‖c_k‖² − 2·x_n·c_k, clamped at 0: X (n, d), centroids (k, d) -> (n, k).
+
+    :func:`jaxmath.distances.pairwise_distances` with ``metric="squared_euclidean"``.
+    """
+    return pairwise_distances(X, centroids, metric="squared_euclidean", precision=precision)
 
 
 def _scores(X, centroids, precision):

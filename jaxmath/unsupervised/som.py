@@ -30,6 +30,7 @@ import numpy as np
 from jax import lax
 
 from jaxmath import _validation as V
+from jaxmath.distances import pairwise_distances
 from jaxmath.unsupervised import neighbourhoods as _nb
 from jaxmath.unsupervised import som_grid as G
 
@@ -193,9 +194,7 @@ def train_batch(state: SOMState, X, *, num_iterations: int = 10, learning_rate=1
 
 
 def _sq_dists(w, X, precision):
-    xx = jnp.sum(X * X, axis=1)[:, None]
-    ww = jnp.sum(w * w, axis=1)[None, :]
-    return jnp.maximum(xx + ww - 2 * jnp.matmul(X, w.T, precision=precision), 0)
+    return pairwise_distances(X, w, metric="squared_euclidean", precision=precision)
 
 
 def _bmu(w, X, precision):
