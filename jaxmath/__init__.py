@@ -4,8 +4,37 @@ Every formula of the notes (activations, losses, gradient descent and backprop,
 optimizers, regression, the MNIST network, Hebbian and competitive learning,
 Kohonen maps, k-means) written as pure functions over arrays and pytrees that
 jit and vmap, and run unchanged on CPU, GPU and TPU.
+
+The bare math:   activations, losses, regularizers, distances, stats
+Families:        optim, models, training, unsupervised, datasets, bench, devices
 """
 
 __version__ = "0.1.0"
 
-from jaxmath import _validation as _validation
+from jaxmath import activations as activations
+from jaxmath import losses as losses
+from jaxmath import regularizers as regularizers
+from jaxmath import distances as distances
+from jaxmath import stats as stats
+from jaxmath import optim as optim
+from jaxmath import models as models
+from jaxmath import training as training
+from jaxmath import unsupervised as unsupervised
+from jaxmath import datasets as datasets
+from jaxmath import bench as bench
+from jaxmath import devices as devices
+
+__all__ = [
+    "activations",
+    "losses",
+    "regularizers",
+    "distances",
+    "stats",
+    "optim",
+    "models",
+    "training",
+    "unsupervised",
+    "datasets",
+    "bench",
+    "devices",
+]
