@@ -163,3 +163,16 @@ def test_get_and_bad_input():
         A.softmax(jnp.zeros((3, 4), jnp.float32), axis=2)
     with pytest.raises(TypeError, match="beta must be a real number"):
         A.sigmoid(jnp.zeros(3, jnp.float32), beta="steep")
+
+
+def test_importing_the_bare_math_pulls_in_no_oracle():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import jaxmath.activations, jaxmath.losses, jaxmath.regularizers, jaxmath.distances, jaxmath.stats\n"
+        "print(','.join(m for m in ('torch', 'sklearn', 'scipy', 'minisom', 'matplotlib') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"importing the bare-math modules imported {out.stdout.strip()}"
