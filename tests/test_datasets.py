@@ -417,3 +417,34 @@ def test_costume_prices_are_the_legible_points():
     x, y = costume_prices()
     assert x.shape == (3,) and y.shape == (3,) and x.dtype == np.float32 and y.dtype == np.float32
     assert list(zip(x.tolist(), y.tolist())) == [(240, 6370), (480, 8697), (26, 2200)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batman_pieces_meet_at_the_junctions(dtype):
+    from jaxmath.datasets import batman_bounds
+
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    eps = 1e-6 if dtype == np.float32 else 1e-9
+    # Closed forms from the notes' equation: 6√10/7 at |x| = 3, 1 at |x| = 1, 3 at |x| = 0.75, 2.25 at 0.5;
+    # lower curve −3√33/7 at |x| = 4, −3 at x = 0.
+    for x0, expected in [(3.0, 6 * np.sqrt(10) / 7), (1.0, 1.0), (0.75, 3.0), (0.5, 2.25)]:
+        upper = np.asarray(batman_bounds(np.array([x0, -x0], dtype))[0], np.float64)
+        np.testing.assert_allclose(upper, expected, atol=tol)
+        # Either side of the junction (the shoulder's circle has a vertical tangent there: error ~ √eps).
+        sides = np.asarray(batman_bounds(np.array([x0 - eps, x0 + eps], dtype))[0], np.float64)
+        np.testing.assert_allclose(sides, expected, atol=4 * np.sqrt(eps))
+    lower = np.asarray(batman_bounds(np.array([4 - eps, 4.0, 4 + eps, 0.0], dtype))[1], np.float64)
+    np.testing.assert_allclose(lower[:3], -3 * np.sqrt(33) / 7, atol=4 * np.sqrt(eps))
+    np.testing.assert_allclose(lower[3], -3.0, atol=tol)
+
+
+def test_batman_bfloat16_stays_finite():
+    import jax.numpy as jnp
+    from jaxmath.datasets import batman_bounds
+
+    x = jnp.linspace(-8, 8, 161, dtype=jnp.bfloat16)
+    upper, lower = batman_bounds(x)
+    assert upper.dtype == jnp.bfloat16 and lower.dtype == jnp.bfloat16
+    assert bool(jnp.isfinite(upper).all()) and bool(jnp.isfinite(lower).all())
+    inside = np.asarray(batman_inside(jnp.asarray([[0.0, 0.0], [5.0, 0.0], [0.0, 3.0]], jnp.bfloat16)))
+    np.testing.assert_array_equal(inside, [True, True, False])

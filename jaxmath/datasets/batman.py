@@ -18,6 +18,7 @@ The pieces meet continuously (e.g. both shoulder and wing give 6√10/7 at |x| =
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -78,10 +79,10 @@ def batman_inside(points):
     return (jnp.abs(x) < X_EXTENT) & (y > lower) & (y < upper)
 
 
-@jax.jit
-def _sample(key, n_template):
+@partial(jax.jit, static_argnums=1)
+def _sample(key, n):
     x_min, x_max, y_min, y_max = BOX
-    unit = jax.random.uniform(key, n_template.shape + (2,), dtype=jnp.float32)
+    unit = jax.random.uniform(key, (n, 2), dtype=jnp.float32)
     scale = jnp.array([x_max - x_min, y_max - y_min], jnp.float32)
     offset = jnp.array([x_min, y_min], jnp.float32)
     points = unit * scale + offset
@@ -103,5 +104,4 @@ def batman_logo(n, key):
       ``(points, labels)``: points float32 (n, 2) as (x, y); labels int32 (n,) in {0, 1}.
     """
     _validation.check_integer(n, name="n", minimum=1)
-    # A zero-sized template carries n as a static shape without retracing per call site.
-    return _sample(key, jnp.zeros((n,), jnp.uint8))
+    return _sample(key, int(n))
