@@ -222,3 +222,21 @@ def test_bad_input_raises_before_compiling():
         S.train(state, X, learning_rate_decay="cosine")
     with pytest.raises(ValueError, match=r"X must have 6 features"):
         S.train(state, X[:, :5])
+
+
+def test_new_hyperparameter_values_reuse_the_compiled_epoch_and_public_call_works_under_jit():
+    X = jnp.asarray(_heroes())
+    state = S.init(None, X, 3, 3, method="pca")
+    traces = []
+
+    def counting_decay(p0, s, T):  # runs only while tracing
+        traces.append(1)
+        return p0 / (1 + s / (T / 2))
+
+    outs = [S.train(state, X, num_iterations=16, learning_rate=lr, sigma=sig, learning_rate_decay=counting_decay)[0]
+            for lr, sig in [(0.5, 1.0), (0.3, 1.2), (0.1, 2.0)]]
+    assert len(traces) == 1  # η(0) and σ(0) are traced arguments: one compilation for all three
+    assert not np.allclose(np.asarray(outs[0].weights), np.asarray(outs[1].weights))
+    jitted = jax.jit(lambda X: S.quantization_error(S.train(state, X, num_iterations=16)[0].weights, X))
+    want = S.quantization_error(S.train(state, X, num_iterations=16)[0].weights, X)
+    np.testing.assert_allclose(float(jitted(X)), float(want), rtol=1e-12)
