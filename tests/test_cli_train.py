@@ -114,6 +114,17 @@ def test_nonfinite_loss_stops_with_exit_status_1_and_keeps_params(tmp_path, caps
     assert "Traceback" not in captured.err
     params, _ = load_params(tmp_path / "m")
     assert all(np.isfinite(w).all() and np.isfinite(b).all() for w, b in params)
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["results"]["stop_reason"].startswith("non-finite")
+
+
+def test_plot_without_matplotlib_is_a_clear_error(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    code = main(["train", "mlp", "--plot", "curves.png"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "--plot needs matplotlib: pip install 'jaxmath[plot]'" in err
 
 
 # ----------------------------------------------------------------------------- one-line errors

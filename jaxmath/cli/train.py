@@ -253,7 +253,8 @@ def _print_table(report: dict) -> None:
         ("eval accuracy", f"{r['eval_accuracy']:.4f}  ({r['eval_examples']:,} examples)"),
         ("train loss", f"{r['train_loss']:.4f}"),
         ("eval loss", f"{r['eval_loss']:.4f}"),
-        ("epoch time", f"{r['epoch_time_s']:.3f} s  (median; first epoch incl. compile {r['first_epoch_time_s']:.3f} s)"),
+        ("epoch time", f"{r['epoch_time_s']:.3f} s  (train + eval, median over epochs after the first; "
+                       f"first incl. compile {r['first_epoch_time_s']:.3f} s)"),
         ("samples/s", f"{r['samples_per_s']:,.0f}"),
         ("device", r["device"]),
     ]
@@ -269,13 +270,24 @@ def _write_outputs(model: str, args, params, report: dict) -> None:
     try:
         if args.json is not None:
             with open(args.json, "w") as handle:
-                json.dump(report, handle, indent=2, allow_nan=True)
+                json.dump(_json_safe(report), handle, indent=2, allow_nan=False)
         if args.plot is not None:
             plot_history(report["history"], args.plot, title=f"jaxmath train {model}")
         if args.save is not None:
             save_params(args.save, params, report)
     except OSError as err:
         raise _fail(model, f"could not write output: {err}") from None
+
+
+def _json_safe(value):
+    """Strict JSON: non-finite floats (a diverged run's loss) become null."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def save_params(directory: str | os.PathLike, params, report: dict) -> None:
@@ -287,7 +299,8 @@ def save_params(directory: str | os.PathLike, params, report: dict) -> None:
         arrays[f"W{i}"], arrays[f"b{i}"] = np.asarray(w), np.asarray(b)
     np.savez(directory / "params.npz", **arrays)
     with open(directory / "config.json", "w") as handle:
-        json.dump({"config": report["config"], "results": report["results"]}, handle, indent=2)
+        json.dump(_json_safe({"config": report["config"], "results": report["results"]}), handle, indent=2,
+                  allow_nan=False)
 
 
 def load_params(directory: str | os.PathLike) -> tuple[list, dict]:
