@@ -62,6 +62,20 @@ def test_multinomial_l2_matches_sklearn_and_probabilities_sum_to_one(dtype):
     np.testing.assert_allclose(proba, ref.predict_proba(X), atol=1e-4)
 
 
+@pytest.mark.parametrize("multinomial, dtype", [(False, jnp.float32), (True, jnp.float64)])
+def test_lbfgs_matches_sklearn(multinomial, dtype):
+    X, labels = _multiclass() if multinomial else _binary()
+    C = 0.5
+    ref = _sklearn(C).fit(X, labels)
+    params, info = logreg.fit(jnp.asarray(X, dtype), jnp.asarray(labels), multinomial=multinomial,
+                              alpha=1.0 / (C * len(labels)), solver="lbfgs")
+    coef = ref.coef_.T if multinomial else ref.coef_[0]
+    assert params["w"].shape == coef.shape
+    np.testing.assert_allclose(params["w"], coef, atol=1e-3)
+    np.testing.assert_allclose(params["b"], ref.intercept_ if multinomial else ref.intercept_[0], atol=1e-3)
+    assert int(info.num_iterations) < 100
+
+
 def test_multinomial_proximal_gradient_agrees_with_newton():
     X, labels = _multiclass()
     X = jnp.asarray(X)

@@ -26,6 +26,8 @@ Solvers, each one compiled loop (``lax.while_loop``) that works under ``jax.vmap
 The softmax is unchanged when a constant is added to every class's logit; multinomial fits return the
 representative whose intercepts (and, with no penalty, each feature's weights) sum to zero over the classes.
 bfloat16/float16 input is fitted in float32 and the parameters are returned in the input's dtype.
+* ``"lbfgs"`` (penalty None or "l2"): limited-memory BFGS with a backtracking line search; two passes over X
+  per step instead of Newton's d² per row, the fast choice for large n·d (the benchmark's 100,000 × 100).
 * ``"proximal_gradient"`` (any penalty; the one for "l1"): FISTA, gradient steps on the cross-entropy and the
   soft threshold for the L1 term (``jaxmath.regularizers.soft_threshold``), which yields exact zeros.
 """
@@ -235,6 +237,120 @@ def _newton(theta, Xa, T, alpha, mask, tol, *, max_iterations, penalty, binary, 
     return theta, FitInfo(hist, i, converged, ~jnp.isfinite(f))
 
 
+def _value_and_gradient(theta, X, T, alpha, mask, penalty, binary, precision, fit_intercept):
+    """E(θ) and ∂E/∂θ from one pass of logits: z = Xw + b, then 1/N Xᵀ(ŷ − t) (+ α w for L2).
+
+    Works on X itself (no design matrix with a ones column, no transposed copy): r @ X gives Xᵀ r.
+    """
+    d = X.shape[1]
+    Z = jnp.matmul(X, theta[:d], precision=precision)
+    if fit_intercept:
+        Z = Z + theta[d]
+    f = _data_loss(Z, T, binary) + _penalty_value(theta * mask, penalty, alpha)
+    R = (_probabilities(Z, binary) - T) / X.shape[0]
+    g = jnp.matmul(R.T, X, precision=precision).T
+    if fit_intercept:
+        g = jnp.concatenate([g, jnp.sum(R, axis=0, keepdims=True)], axis=0)
+    if penalty == "l2":
+        g = g + alpha * theta * mask
+    return f, g
+
+
+def _lbfgs(theta, X, T, alpha, mask, tol, *, max_iterations, penalty, binary, precision, fit_intercept, memory=10):
+    """Limited-memory BFGS (two-loop recursion, ``memory`` pairs) with a backtracking Armijo line search.
+
+    Each iteration costs about two passes over X (Xθ and Xᵀr), against Newton's d² per row, so it wins for
+    large n·d; it stops when max |∂E/∂θ| <= tol or no step decreases E any more.
+    """
+    dtype = X.dtype
+    shape = theta.shape
+    P = theta.size
+    vg = lambda flat: _value_and_gradient(flat.reshape(shape), X, T, alpha, mask, penalty, binary, precision,  # noqa: E731
+                                          fit_intercept)
+
+    def flat_vg(x):
+        f, g = vg(x)
+        return f, g.reshape(-1)
+
+    def direction(g, S, Y, rho, k):
+        count = jnp.minimum(k, memory)
+
+        def first(j, carry):
+            q, a = carry
+            idx = (k - 1 - j) % memory
+            use = j < count
+            aj = jnp.where(use, rho[idx] * jnp.dot(S[idx], q), 0)
+            return q - aj * Y[idx], a.at[idx].set(aj)
+
+        q, a = lax.fori_loop(0, memory, first, (g, jnp.zeros((memory,), dtype)))
+        last = (k - 1) % memory
+        yy = jnp.dot(Y[last], Y[last])
+        gamma = jnp.where(k > 0, jnp.dot(S[last], Y[last]) / jnp.where(yy > 0, yy, 1),
+                          1.0 / jnp.maximum(jnp.linalg.norm(g), 1))
+        r = gamma * q
+
+        def second(j, r):
+            idx = (k - count + j) % memory
+            use = j < count
+            b = rho[idx] * jnp.dot(Y[idx], r)
+            return r + jnp.where(use, a[idx] - b, 0) * S[idx]
+
+        r = lax.fori_loop(0, memory, second, r)
+        return -r
+
+    def cond(state):
+        i, *_, done, _ = state
+        return (i < max_iterations) & ~done
+
+    def body(state):
+        i, x, f, g, S, Y, rho, k, hist, _, _ = state
+        hist = hist.at[i].set(f)
+        d = direction(g, S, Y, rho, k)
+        slope = jnp.dot(g, d)
+        # Not a descent direction (round-off): forget the memory and take a steepest-descent step.
+        bad = ~(slope < 0)
+        d = jnp.where(bad, -g / jnp.maximum(jnp.linalg.norm(g), 1), d)
+        k = jnp.where(bad, 0, k)
+        slope = jnp.dot(g, d)
+
+        def ls_cond(s):
+            t, f_new, _, tries = s
+            return (~(f_new <= f + 1e-4 * t * slope)) & (tries < 40)
+
+        def ls_body(s):
+            t, _, _, tries = s
+            t = t * 0.5
+            f_new, g_new = flat_vg(x + t * d)
+            return t, f_new, g_new, tries + 1
+
+        f1, g1 = flat_vg(x + d)
+        t, f_new, g_new, _ = lax.while_loop(ls_cond, ls_body, (jnp.ones((), dtype), f1, g1, 0))
+        improved = jnp.isfinite(f_new) & (f_new <= f + 1e-4 * t * slope) & (f_new < f)
+        s_vec = t * d
+        y_vec = g_new - g
+        sy = jnp.dot(s_vec, y_vec)
+        store = improved & (sy > jnp.finfo(dtype).eps * jnp.dot(y_vec, y_vec))
+        idx = k % memory
+        S = jnp.where(store, S.at[idx].set(s_vec), S)
+        Y = jnp.where(store, Y.at[idx].set(y_vec), Y)
+        rho = jnp.where(store, rho.at[idx].set(1 / jnp.where(sy != 0, sy, 1)), rho)
+        k = jnp.where(store, k + 1, k)
+        x = jnp.where(improved, x + s_vec, x)
+        f = jnp.where(improved, f_new, f)
+        g = jnp.where(improved, g_new, g)
+        converged = jnp.max(jnp.abs(g)) <= tol
+        return i + 1, x, f, g, S, Y, rho, k, hist, converged | ~improved, converged
+
+    x0 = theta.reshape(-1)
+    f0, g0 = flat_vg(x0)
+    hist = jnp.full((max_iterations,), jnp.nan, dtype)
+    zeros = jnp.zeros((memory, P), dtype)
+    init = (jnp.int32(0), x0, f0, g0, zeros, zeros, jnp.zeros((memory,), dtype), jnp.int32(0), hist,
+            jnp.max(jnp.abs(g0)) <= tol, jnp.max(jnp.abs(g0)) <= tol)
+    i, x, f, g, *_, hist, _, converged = lax.while_loop(cond, body, init)
+    return x.reshape(shape), FitInfo(hist, i, converged, ~jnp.isfinite(f))
+
+
 def _fista(theta, Xa, T, alpha, mask, tol, learning_rate, *, max_iterations, penalty, binary, precision):
     dtype = Xa.dtype
     n = Xa.shape[0]
@@ -288,8 +404,7 @@ def fit_core(X, labels, alpha, tol, learning_rate=None, *, num_classes: int = 2,
     binary = not multinomial
     n, d = X.shape
     m = 1 if binary else num_classes
-    Xa = _design(X, fit_intercept)
-    D = Xa.shape[1]
+    D = d + 1 if fit_intercept else d
     if binary:
         T = labels.astype(dtype)[:, None]
     else:
@@ -302,9 +417,11 @@ def fit_core(X, labels, alpha, tol, learning_rate=None, *, num_classes: int = 2,
     theta = jnp.zeros((D, m), dtype)
     kw = dict(max_iterations=max_iterations, penalty=penalty, binary=binary, precision=precision)
     if solver == "newton":
-        theta, info = _newton(theta, Xa, T, alpha, mask, tol, **kw)
+        theta, info = _newton(theta, _design(X, fit_intercept), T, alpha, mask, tol, **kw)
+    elif solver == "lbfgs":
+        theta, info = _lbfgs(theta, X, T, alpha, mask, tol, fit_intercept=fit_intercept, **kw)
     else:
-        theta, info = _fista(theta, Xa, T, alpha, mask, tol, learning_rate, **kw)
+        theta, info = _fista(theta, _design(X, fit_intercept), T, alpha, mask, tol, learning_rate, **kw)
     if not binary:
         # The softmax ignores a constant added to every class's logit: report the representative whose
         # intercepts (and, unpenalised, each feature's weights) sum to zero over the classes, as lbfgs from
@@ -329,10 +446,12 @@ def fit(X, labels, *, penalty="l2", alpha=0.0, multinomial: bool = False, num_cl
       penalty: None, "l2" or "l1"; alpha: α >= 0 (``alpha = 1 / (C · n)`` reproduces scikit-learn's ``C``).
       multinomial: softmax over ``num_classes`` classes instead of one sigmoid.
       num_classes: k for multinomial; inferred as max(labels) + 1 when labels are concrete. Static.
-      solver: "newton" (default for None/"l2") or "proximal_gradient" (default and only choice for "l1").
-      max_iterations: static int, Newton steps or FISTA iterations.
-      tol: Newton stops when max |∂E/∂θ| <= tol; FISTA when max |Δθ| <= tol · max(|θ|, 1). Default: 100 ε of
-        X's dtype for Newton (~1e-5 float32, ~2e-14 float64), 1e-7 for FISTA.
+      solver: "newton" (default for None/"l2"), "lbfgs" (None/"l2"; cheaper per step for large n·d) or
+        "proximal_gradient" (default and only choice for "l1").
+      max_iterations: static int, Newton / L-BFGS steps or FISTA iterations.
+      tol: Newton and L-BFGS stop when max |∂E/∂θ| <= tol (or no step decreases E any more); FISTA when
+        max |Δθ| <= tol · max(|θ|, 1). Default: 100 ε of the working dtype for Newton and L-BFGS (~1e-5
+        float32, ~2e-14 float64), 1e-7 for FISTA.
       learning_rate: FISTA step; None uses 1/L, the gradient's Lipschitz bound.
       fit_intercept: learn an unpenalised b.
       precision: passed to every matmul.
@@ -350,9 +469,10 @@ def fit(X, labels, *, penalty="l2", alpha=0.0, multinomial: bool = False, num_cl
     _fitting.check_max_iterations(max_iterations, name="max_iterations")
     if solver is None:
         solver = "proximal_gradient" if penalty == "l1" else "newton"
-    v.check_choice(solver, ("newton", "proximal_gradient"), name="solver")
-    if solver == "newton" and penalty == "l1":
-        raise ValueError("solver='newton' needs a smooth objective; use solver='proximal_gradient' with penalty='l1'")
+    v.check_choice(solver, ("newton", "lbfgs", "proximal_gradient"), name="solver")
+    if solver in ("newton", "lbfgs") and penalty == "l1":
+        raise ValueError(f"solver={solver!r} needs a smooth objective; use solver='proximal_gradient' with "
+                         "penalty='l1'")
     labels_arr = labels if not v.is_concrete(labels) else np.asarray(labels)
     if v.is_concrete(labels) and not np.issubdtype(labels_arr.dtype, np.integer) and labels_arr.dtype != bool:
         if labels_arr.size and not np.all(labels_arr == np.round(labels_arr)):
@@ -371,7 +491,7 @@ def fit(X, labels, *, penalty="l2", alpha=0.0, multinomial: bool = False, num_cl
     X = jnp.asarray(X)
     dtype = _fitting.solve_dtype(_fitting.float_dtype(X))
     if tol is None:
-        tol = float(100 * jnp.finfo(dtype).eps) if solver == "newton" else 1e-7
+        tol = float(100 * jnp.finfo(dtype).eps) if solver != "proximal_gradient" else 1e-7
     v.check_positive(tol, name="tol", allow_zero=True)
     params, info = fit_core(X, jnp.asarray(labels_arr).astype(jnp.int32), alpha, tol, learning_rate,
                             num_classes=num_classes, multinomial=bool(multinomial), penalty=penalty, solver=solver,
