@@ -12,7 +12,8 @@ Symbols: x_j → row j of ``X`` (n, d), y_j → ``y[j]``, N → n, Θ1 → ``par
 
 * :func:`fit_closed_form` solves min_Θ Q(Θ) directly: with an intercept it centres X and y (the intercept is
   then b = ȳ − x̄·w), and solves the least-squares problem by SVD (``jnp.linalg.lstsq``), never forming an
-  inverse; a rank-deficient X gives the minimum-norm w, like ``numpy.linalg.lstsq``. ``solver="normal"``
+  inverse (for n > d after a QR factorisation X = QR, on the small R); a rank-deficient X gives the
+  minimum-norm w, like ``numpy.linalg.lstsq``. ``solver="normal"``
   instead eigen-decomposes the d×d Gram matrix Xᵀ X (one big matmul, much faster for n ≫ d, but it squares the
   condition number; rank deficiency still gives the minimum-norm w).
 * :func:`fit` runs the update rules above (full batch) in one ``lax.while_loop``.
@@ -96,7 +97,16 @@ def closed_form_core(X, y, *, fit_intercept: bool = True, solver: str = "lstsq",
     y = y.astype(dtype)
     Xc, yc, x_mean, y_mean = _center(X, y, fit_intercept)
     if solver == "lstsq":
-        w = jnp.linalg.lstsq(Xc, yc, rcond=rcond)[0]
+        n, d = Xc.shape
+        if rcond is None:
+            rcond = jnp.finfo(dtype).eps * max(n, d)  # numpy's default, relative to the largest singular value
+        if n > d:
+            # X = QR with orthonormal Q: ‖Xw − y‖² = ‖Rw − Qᵀy‖² + const, so the minimum-norm solutions agree;
+            # the SVD then runs on the small d×d R instead of the tall X (much faster, batched or not).
+            Q, R = jnp.linalg.qr(Xc, mode="reduced")
+            w = jnp.linalg.lstsq(R, jnp.matmul(Q.T, yc, precision=precision), rcond=rcond)[0]
+        else:
+            w = jnp.linalg.lstsq(Xc, yc, rcond=rcond)[0]
     else:
         G = jnp.matmul(Xc.T, Xc, precision=precision)
         w = _gram_solve(G, jnp.matmul(Xc.T, yc, precision=precision), rcond=rcond)
