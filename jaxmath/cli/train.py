@@ -176,7 +176,7 @@ def _device_name() -> str:
 
 
 def _train(model: str, args, sizes, loss, output, num_classes, train_data, eval_data):
-    """Build params, loss and optimizer from the flags, run ``fit``, evaluate; return (result, report)."""
+    """Build params, loss and optimizer from the flags, run ``fit``, evaluate; return (params, report)."""
     import jax
 
     from jaxmath import optim, training
