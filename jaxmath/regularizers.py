@@ -11,7 +11,6 @@ Notation of the notes (seed 004, "Norms L1, L2, P-Norm"): ``w_1 … w_N`` the we
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -288,7 +287,7 @@ def elastic_net_subgradient(params, *, l1_ratio=0.5):
 # --------------------------------------------------------------------------- proximal operator
 
 
-@partial(jax.jit)
+@jax.jit
 def _soft_threshold(x, threshold):
     def shrink(w):
         lam = jnp.asarray(threshold).astype(w.dtype)
