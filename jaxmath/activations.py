@@ -46,6 +46,16 @@ def _float(z):
     return z
 
 
+def _check_real_scalar(value, *, name):
+    """A concrete hyperparameter must be a real number (a traced one passes: it is a learnable slope)."""
+    if not v.is_concrete(value):
+        return
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {name}={value!r}") from None
+
+
 def _check_axis(z, axis, *, name="z"):
     ndim = jnp.ndim(z)
     v.check_integer(axis, name="axis")
@@ -79,7 +89,7 @@ def sigmoid(z, *, beta=1.0):
     Returns:
       ``y`` with the shape and dtype of ``z``, each entry in [0, 1]; finite for every finite ``z``.
     """
-    v._as_float(beta, "beta")
+    _check_real_scalar(beta, name="beta")
     return _sigmoid(_float(z), beta)
 
 
@@ -103,7 +113,7 @@ def sigmoid_derivative(z, *, beta=1.0):
     Returns:
       array with the shape and dtype of ``z``, entries in [0, β/4].
     """
-    v._as_float(beta, "beta")
+    _check_real_scalar(beta, name="beta")
     return _sigmoid_derivative(_float(z), beta)
 
 
@@ -163,7 +173,7 @@ def leaky_relu(z, *, negative_slope=0.01):
     Returns:
       array with the shape and dtype of ``z``.
     """
-    v._as_float(negative_slope, "negative_slope")
+    _check_real_scalar(negative_slope, name="negative_slope")
     return _leaky_relu(_float(z), negative_slope)
 
 
@@ -183,7 +193,7 @@ def leaky_relu_derivative(z, *, negative_slope=0.01):
     Returns:
       array with the shape and dtype of ``z``.
     """
-    v._as_float(negative_slope, "negative_slope")
+    _check_real_scalar(negative_slope, name="negative_slope")
     return _leaky_relu_derivative(_float(z), negative_slope)
 
 
