@@ -78,14 +78,14 @@ def _center(X, y, fit_intercept: bool):
     return X - x_mean, y - y_mean, x_mean, y_mean
 
 
-def _gram_solve(G, rhs, *, rcond=None):
+def _gram_solve(G, rhs, *, rcond=None, precision=None):
     """Minimum-norm solution of G w = rhs for a symmetric PSD G, through its eigendecomposition (no inverse)."""
     evals, evecs = jnp.linalg.eigh(G)
     cutoff = (jnp.finfo(G.dtype).eps * G.shape[0] if rcond is None else rcond) * jnp.max(evals)
     inv = jnp.where(evals > cutoff, 1.0 / jnp.where(evals > cutoff, evals, 1.0), 0.0)
-    proj = evecs.T @ rhs
+    proj = jnp.matmul(evecs.T, rhs, precision=precision)
     scaled = proj * (inv if proj.ndim == 1 else inv[:, None])
-    return evecs @ scaled
+    return jnp.matmul(evecs, scaled, precision=precision)
 
 
 @partial(jax.jit, static_argnames=("fit_intercept", "solver", "rcond", "precision"))
@@ -109,7 +109,7 @@ def closed_form_core(X, y, *, fit_intercept: bool = True, solver: str = "lstsq",
             w = jnp.linalg.lstsq(Xc, yc, rcond=rcond)[0]
     else:
         G = jnp.matmul(Xc.T, Xc, precision=precision)
-        w = _gram_solve(G, jnp.matmul(Xc.T, yc, precision=precision), rcond=rcond)
+        w = _gram_solve(G, jnp.matmul(Xc.T, yc, precision=precision), rcond=rcond, precision=precision)
     b = y_mean - jnp.dot(x_mean, w, precision=precision)
     return {"w": w.astype(out_dtype), "b": b.astype(out_dtype)}
 

@@ -182,13 +182,13 @@ def _hessian(Xa, P, alpha, mask, penalty, binary, precision):
     return H
 
 
-def _psd_solve(H, g):
+def _psd_solve(H, g, precision=None):
     """Solve H Δ = g for a symmetric PSD H by eigendecomposition, ignoring (near-)null directions."""
     evals, evecs = jnp.linalg.eigh(H)
     cutoff = jnp.finfo(H.dtype).eps * H.shape[0] * jnp.max(jnp.abs(evals))
     keep = evals > cutoff
     inv = jnp.where(keep, 1.0 / jnp.where(keep, evals, 1.0), 0.0)
-    return evecs @ (inv * (evecs.T @ g))
+    return jnp.matmul(evecs, inv * jnp.matmul(evecs.T, g, precision=precision), precision=precision)
 
 
 def _newton(theta, Xa, T, alpha, mask, tol, *, max_iterations, penalty, binary, precision):
@@ -207,7 +207,7 @@ def _newton(theta, Xa, T, alpha, mask, tol, *, max_iterations, penalty, binary, 
         g, P = _gradient(theta, Xa, T, alpha, mask, penalty, binary, precision)
         gnorm = jnp.max(jnp.abs(g))
         H = _hessian(Xa, P, alpha, mask, penalty, binary, precision)
-        delta = _psd_solve(H, g.reshape(-1)).reshape(theta.shape)
+        delta = _psd_solve(H, g.reshape(-1), precision).reshape(theta.shape)
         slope = jnp.sum(g * delta)
 
         # Backtracking (Armijo): halve the step until the objective decreases enough.
