@@ -55,13 +55,14 @@ def squared_distances(X, centroids, *, precision=None) -> Array:
 
 
 def _scores(X, centroids, precision):
-    # ‖x_n‖² does not change the argmin, so it is left out: score = ‖c_k‖² − 2·x_n·c_k.
+    # ‖x_n‖² does not change the argmin, so it is left out: score[k, n] = ‖c_k‖² − 2·c_k·x_n.
+    # The (k, n) layout (C·Xᵀ) is the faster product on CPU for k ≪ n.
     cc = jnp.sum(centroids * centroids, axis=-1)
-    return cc[None, :] - 2 * jnp.matmul(X, centroids.T, precision=precision)
+    return cc[:, None] - 2 * jnp.matmul(centroids, X.T, precision=precision)
 
 
 def _assign(X, centroids, precision):
-    return jnp.argmin(_scores(X, centroids, precision), axis=1).astype(jnp.int32)
+    return jnp.argmin(_scores(X, centroids, precision), axis=0).astype(jnp.int32)
 
 
 def _inertia(X, centroids, labels):
@@ -75,9 +76,12 @@ def _update(X, centroids, labels, best_scores, precision):
     best_scores: (n,) ‖c_l‖² − 2·x·c_l of each sample's own centroid (‖x‖² added back only when needed).
     """
     k = centroids.shape[0]
-    onehot = jax.nn.one_hot(labels, k, dtype=X.dtype)
-    sums = jnp.matmul(onehot.T, X, precision=precision)
-    counts = jnp.sum(onehot, axis=0)
+    # segment_sum adds exactly on every backend (a one-hot matmul would round X to bfloat16 under TPU's
+    # default precision) and is the faster of the two on CPU.
+    # Sums accumulate in at least float32 and counts in int32: bfloat16 cannot count past 256.
+    acc = jnp.promote_types(X.dtype, jnp.float32)
+    sums = jax.ops.segment_sum(X.astype(acc), labels, k)
+    counts = jax.ops.segment_sum(jnp.ones(labels.shape, jnp.int32), labels, k)
     empty = counts == 0
 
     def relocate(sums_counts):
@@ -87,22 +91,23 @@ def _update(X, centroids, labels, best_scores, precision):
         rank = jnp.cumsum(empty) - 1
         uses = jnp.arange(far.shape[0]) < jnp.sum(empty)
         donors = labels[far]
-        sums = sums.at[donors].add(-jnp.where(uses[:, None], X[far], 0))
+        sums = sums.at[donors].add(-jnp.where(uses[:, None], X[far].astype(acc), 0))
         counts = counts.at[donors].add(-uses.astype(counts.dtype))
-        seed = X[far[jnp.clip(rank, 0, far.shape[0] - 1)]]
+        seed = X[far[jnp.clip(rank, 0, far.shape[0] - 1)]].astype(acc)
         return jnp.where(empty[:, None], seed, sums), jnp.where(empty, 1, counts)
 
     # The relocation (a top-k over all samples) only runs when a cluster is empty.
     sums, counts = lax.cond(jnp.any(empty), relocate, lambda sc: sc, (sums, counts))
     # A donor left with no sample keeps its centroid rather than dividing by zero.
     alive = counts > 0
-    return jnp.where(alive[:, None], sums / jnp.where(alive, counts, 1)[:, None], centroids)
+    means = (sums / jnp.where(alive, counts, 1).astype(acc)[:, None]).astype(X.dtype)
+    return jnp.where(alive[:, None], means, centroids)
 
 
 def _assign_update(X, centroids, precision):
     scores = _scores(X, centroids, precision)
-    labels = jnp.argmin(scores, axis=1).astype(jnp.int32)
-    best = jnp.take_along_axis(scores, labels[:, None], axis=1)[:, 0]
+    labels = jnp.argmin(scores, axis=0).astype(jnp.int32)
+    best = jnp.min(scores, axis=0)
     return _update(X, centroids, labels, best, precision), labels
 
 

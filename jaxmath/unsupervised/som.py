@@ -102,9 +102,9 @@ def _schedules(learning_rate, sigma, num_iterations, lr_decay, sigma_decay, dtyp
 
 
 @partial(jax.jit, static_argnames=("num_iterations", "neighbourhood", "topology", "lr_decay", "sigma_decay",
-                                   "shuffle"))
+                                   "shuffle", "precision"))
 def _train(state, X, learning_rate, sigma, key, num_iterations, neighbourhood, topology, lr_decay,
-           sigma_decay, shuffle):
+           sigma_decay, shuffle, precision):
     rows, cols, d = state.weights.shape
     dtype = state.weights.dtype
     pos = _positions(rows, cols, topology, neighbourhood, dtype)
@@ -116,10 +116,12 @@ def _train(state, X, learning_rate, sigma, key, num_iterations, neighbourhood, t
 
     def body(w, inputs):
         idx, eta, sig = inputs
-        diff = X[idx] - w
-        best = jnp.argmin(jnp.sum(diff * diff, axis=-1)).astype(jnp.int32)
+        x = X[idx]
+        # argmin ‖x − w_i‖² = argmin ‖w_i‖² − 2·w_i·x: a matrix-vector product, about twice as fast on CPU as
+        # forming x − w twice (once for the search, once for the update).
+        best = jnp.argmin(jnp.sum(w * w, axis=-1) - 2 * jnp.matmul(w, x, precision=precision)).astype(jnp.int32)
         theta = fn(pos - pos[best], sig).astype(dtype)
-        return w + (eta * theta)[:, None] * diff, best
+        return w + (eta * theta)[:, None] * (x - w), best
 
     w, winners = lax.scan(body, state.weights.reshape(rows * cols, d), (order, etas, sigmas))
     return SOMState(w.reshape(rows, cols, d), state.step + num_iterations), winners
@@ -127,7 +129,7 @@ def _train(state, X, learning_rate, sigma, key, num_iterations, neighbourhood, t
 
 def train(state: SOMState, X, *, num_iterations: int | None = None, learning_rate=0.5, sigma=1.0,
           neighbourhood: str = "gaussian", topology: str = "rectangular", learning_rate_decay="asymptotic",
-          sigma_decay="asymptotic", key=None):
+          sigma_decay="asymptotic", key=None, precision=None):
     """Online SOM: one example per iteration, ``lax.scan`` over ``num_iterations`` iterations.
 
     At iteration s the example is X[s mod n] (MiniSom's ``train(..., random_order=False)``), or, with
@@ -142,6 +144,7 @@ def train(state: SOMState, X, *, num_iterations: int | None = None, learning_rat
       topology: "rectangular" or "hexagonal".
       learning_rate_decay, sigma_decay: a name from :data:`som_grid.DECAYS` or ``(p_0, s, T) -> p(s)``.
       key: PRNG key to shuffle the order, or None for the sequential order.
+      precision: passed to the matrix-vector product of the winner search.
 
     Returns:
       (state, winners): the new state and the (T,) int32 flat index r·cols + c of each iteration's winner.
@@ -152,7 +155,7 @@ def train(state: SOMState, X, *, num_iterations: int | None = None, learning_rat
     shuffle = key is not None
     key = key if shuffle else jax.random.key(0)
     return _train(state, jnp.asarray(X), learning_rate, sigma, key, num_iterations, neighbourhood, topology,
-                  lr_decay, sig_decay, shuffle)
+                  lr_decay, sig_decay, shuffle, precision)
 
 
 @partial(jax.jit, static_argnames=("num_iterations", "neighbourhood", "topology", "lr_decay", "sigma_decay",
