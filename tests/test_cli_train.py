@@ -107,7 +107,7 @@ def test_npz_has_no_pickled_objects(mlp_run):
 @needs_shared
 def test_nonfinite_loss_stops_with_exit_status_1_and_keeps_params(tmp_path, capsys):
     code = main(["train", "mlp", "--train", "test[:512]", "--eval", "test[512:640]", "--epochs", "3",
-                 "--loss", "ce", "--activation", "relu", "--lr", "1e8", "--no-progress", "--save", str(tmp_path / "m")])
+                 "--loss", "ce", "--activation", "relu", "--lr", "1e30", "--no-progress", "--save", str(tmp_path / "m")])
     captured = capsys.readouterr()
     assert code == 1
     assert "non-finite loss at epoch 1, step" in captured.err
