@@ -22,12 +22,13 @@ def init_ensemble(init_params: Callable, optimizer: Any, keys: jax.Array) -> Tra
       init_params: ``key -> params``, e.g. ``lambda k: mlp.init(k, (784, 16, 16, 10))``.
       optimizer: an ``Optimizer`` (its ``init`` must not depend on the learning rate, true of every
         ``jaxmath.optim`` optimizer), or a factory ``learning_rate -> Optimizer`` (called with 1.0 here).
-      keys: ``(K, 2)`` uint32 keys (``jax.random.split(key, K)``).
+      keys: K keys from ``jax.random.split(key, K)``: ``(K,)`` typed keys or ``(K, 2)`` uint32 raw keys.
 
     Returns:
       ``TrainState`` whose leaves all have a leading axis of size K.
     """
-    V.check_ndim(keys, 2, name="keys")
+    typed = jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
+    V.check_ndim(keys, 1 if typed else 2, name="keys")
     opt = optimizer if hasattr(optimizer, "init") else optimizer(1.0)
 
     def one(key):
