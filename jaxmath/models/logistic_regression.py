@@ -22,14 +22,16 @@ Solvers, each one compiled loop (``lax.while_loop``) that works under ``jax.vmap
   H Δ = g with the exact Hessian H = 1/N Xᵀ diag(ŷ(1 − ŷ)) X + α I (its multinomial block form likewise)
   through an eigendecomposition (no inverse; singular directions, such as the softmax's shift of all
   intercepts, are left alone). Converges to machine precision in ~10 steps.
-
-The softmax is unchanged when a constant is added to every class's logit; multinomial fits return the
-representative whose intercepts (and, with no penalty, each feature's weights) sum to zero over the classes.
-bfloat16/float16 input is fitted in float32 and the parameters are returned in the input's dtype.
 * ``"lbfgs"`` (penalty None or "l2"): limited-memory BFGS with a backtracking line search; two passes over X
   per step instead of Newton's d² per row, the fast choice for large n·d (the benchmark's 100,000 × 100).
 * ``"proximal_gradient"`` (any penalty; the one for "l1"): FISTA, gradient steps on the cross-entropy and the
   soft threshold for the L1 term (``jaxmath.regularizers.soft_threshold``), which yields exact zeros.
+
+By default ``fit`` picks Newton up to 50 parameters ((d + 1)·k), L-BFGS above, and FISTA for "l1".
+
+The softmax is unchanged when a constant is added to every class's logit; multinomial fits return the
+representative whose intercepts (and, with no penalty, each feature's weights) sum to zero over the classes.
+bfloat16/float16 input is fitted in float32 and the parameters are returned in the input's dtype.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ __all__ = [
 ]
 
 _PENALTIES = (None, "l2", "l1")
+_NEWTON_MAX_PARAMS = 50
 
 
 def init(num_features: int, *, num_classes: int = 2, multinomial: bool | None = None, dtype=jnp.float32) -> dict:
@@ -446,8 +449,8 @@ def fit(X, labels, *, penalty="l2", alpha=0.0, multinomial: bool = False, num_cl
       penalty: None, "l2" or "l1"; alpha: α >= 0 (``alpha = 1 / (C · n)`` reproduces scikit-learn's ``C``).
       multinomial: softmax over ``num_classes`` classes instead of one sigmoid.
       num_classes: k for multinomial; inferred as max(labels) + 1 when labels are concrete. Static.
-      solver: "newton" (default for None/"l2"), "lbfgs" (None/"l2"; cheaper per step for large n·d) or
-        "proximal_gradient" (default and only choice for "l1").
+      solver: "newton" or "lbfgs" (penalty None/"l2"), "proximal_gradient" (any penalty, the only one for "l1").
+        None picks "proximal_gradient" for "l1", else "newton" up to 50 parameters ((d + 1)·k) and "lbfgs" above.
       max_iterations: static int, Newton / L-BFGS steps or FISTA iterations.
       tol: Newton and L-BFGS stop when max |∂E/∂θ| <= tol (or no step decreases E any more); FISTA when
         max |Δθ| <= tol · max(|θ|, 1). Default: 100 ε of the working dtype for Newton and L-BFGS (~1e-5
@@ -467,12 +470,6 @@ def fit(X, labels, *, penalty="l2", alpha=0.0, multinomial: bool = False, num_cl
     v.check_choice(penalty, _PENALTIES, name="penalty")
     v.check_positive(alpha, name="alpha", allow_zero=True)
     _fitting.check_max_iterations(max_iterations, name="max_iterations")
-    if solver is None:
-        solver = "proximal_gradient" if penalty == "l1" else "newton"
-    v.check_choice(solver, ("newton", "lbfgs", "proximal_gradient"), name="solver")
-    if solver in ("newton", "lbfgs") and penalty == "l1":
-        raise ValueError(f"solver={solver!r} needs a smooth objective; use solver='proximal_gradient' with "
-                         "penalty='l1'")
     labels_arr = labels if not v.is_concrete(labels) else np.asarray(labels)
     if v.is_concrete(labels) and not np.issubdtype(labels_arr.dtype, np.integer) and labels_arr.dtype != bool:
         if labels_arr.size and not np.all(labels_arr == np.round(labels_arr)):
@@ -486,6 +483,17 @@ def fit(X, labels, *, penalty="l2", alpha=0.0, multinomial: bool = False, num_cl
     else:
         num_classes = 2
     v.check_labels(labels_arr, num_classes, name="labels")
+    if solver is None:
+        if penalty == "l1":
+            solver = "proximal_gradient"
+        else:
+            # Newton's d×d Hessian costs n·(dk)² per step: worth it only while the parameter count is small.
+            num_params = (np.shape(X)[1] + bool(fit_intercept)) * (num_classes if multinomial else 1)
+            solver = "newton" if num_params <= _NEWTON_MAX_PARAMS else "lbfgs"
+    v.check_choice(solver, ("newton", "lbfgs", "proximal_gradient"), name="solver")
+    if solver in ("newton", "lbfgs") and penalty == "l1":
+        raise ValueError(f"solver={solver!r} needs a smooth objective; use solver='proximal_gradient' with "
+                         "penalty='l1'")
     if learning_rate is not None:
         v.check_positive(learning_rate, name="learning_rate")
     X = jnp.asarray(X)
