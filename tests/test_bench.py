@@ -49,6 +49,17 @@ def test_measure_reports_median_min_max_of_scripted_durations():
     assert t.median == pytest.approx(0.3) and t.min == pytest.approx(0.1) and t.max == pytest.approx(0.5)
 
 
+def test_measure_interleaved_runs_round_robin():
+    order = []
+    fns = {"a": lambda: order.append("a") or jnp.zeros(()), "b": lambda: order.append("b") or jnp.ones(())}
+    # repeat 1: a takes 1, b takes 10; repeat 2: a 2, b 20; repeat 3: a 3, b 30
+    clock = ScriptedClock(_script_for_measure([1, 10, 2, 20, 3, 30]))
+    t = timing.measure_interleaved(fns, repeats=3, warmup=1, clock=clock)
+    assert order == ["a", "b"] * 4  # one warm-up round, then three timed rounds
+    assert t["a"].times == (1, 2, 3) and t["b"].times == (10, 20, 30)
+    assert t["a"].median == 2 and t["b"].median == 20
+
+
 def test_time_jit_separates_lower_and_compile_time_and_traces_once():
     traces = []
 
@@ -378,8 +389,8 @@ def test_run_suite_tiny_structure():
     assert recs[0].case == "matmul 256x256x256"
     assert all(r.precision == "highest" for r in recs)
     if jax.default_backend() == "cpu":
-        assert all(r.peak_source == "measured matmul" for r in recs)
-        assert recs[1].peak_flops_per_s == recs[0].flops_per_s
+        assert recs[0].peak_source == "measured matmul" and recs[1].peak_source == "matmul alongside"
+        assert recs[1].percent_of_peak == pytest.approx(100 * recs[1].flops_per_s / recs[1].peak_flops_per_s)
     lines = suite.summary(recs)
     assert not any("jit vs eager" in line for line in lines)  # no eager mode was run
 

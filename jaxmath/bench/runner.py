@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from typing import Any, Callable, Sequence
 
@@ -16,6 +17,26 @@ from jaxmath.bench import timing as _timing
 from jaxmath.bench.records import Record
 
 MODES = ("eager", "jit", "loop", "fused")
+
+
+def _prepare(modes, fn, args, body, carry, consts, steps, clock):
+    """Compile what each mode runs; return zero-argument runners and compile times per mode."""
+    runners: dict[str, Any] = {}
+    compile_s: dict[str, float] = {}
+    if "jit" in modes:
+        compiled, _, compile_s["jit"] = _timing.compile_fn(fn, *args, clock=clock)
+        runners["jit"] = functools.partial(compiled, *args)
+        runners["_compiled"] = compiled
+    n1, n2 = _timing._check_steps(steps)
+    if "loop" in modes:
+        step, compile_s["loop"] = _timing.compile_loop_body(body, carry, consts, clock=clock)
+        for n in (n1, n2):
+            runners[f"loop@{n}"] = functools.partial(_timing.python_loop(step, n, consts), carry)
+    if "fused" in modes:
+        for n in (n1, n2):
+            compiled, _, compile_s["fused"] = _timing.compile_fn(_timing.fused(body, n), carry, *consts, clock=clock)
+            runners[f"fused@{n}"] = functools.partial(compiled, carry, *consts)
+    return runners, compile_s
 
 
 def device_label(device: jax.Device) -> str:
@@ -117,6 +138,7 @@ def benchmark(
     dtype: str = "float32",
     peak_flops_per_s: float | None = None,
     peak_source: str = "",
+    reference: tuple[Callable[[], Any], float] | None = None,
     note: str = "",
     clock: Callable[[], float] = time.perf_counter,
     on_mode: Callable[[str], None] | None = None,
@@ -139,6 +161,9 @@ def benchmark(
         "highest"; None keeps JAX's setting).
       dtype: the compute dtype, recorded.
       peak_flops_per_s: the device's peak (default: the known-peak table for this device).
+      reference: ``(run, flops)``: a zero-argument compiled matmul and its FLOPs, timed round-robin
+        with the compiled modes; its FLOP/s becomes the peak (``peak_source="matmul alongside"``).
+        How the CPU peak is measured "in the same run", robust to other load on the machine.
       on_mode: called with each mode's name before it runs (progress display).
 
     Returns:
@@ -173,32 +198,44 @@ def benchmark(
     flops = bytes_accessed = None
     results: dict[str, Record] = {}
     with placed(device, precision):
-        for mode in modes:
+        if "eager" in modes:
             if on_mode is not None:
-                on_mode(mode)
-            if mode == "eager":
-                # The first op-by-op call compiles one small executable per primitive and shape;
-                # the second still meets a few new ones: two warm-up calls.
-                t = _timing.time_eager(fn, *args, repeats=eager_repeats or repeats, warmup=2, clock=clock)
-                rec = Record(mode=mode, median_s=t.median, min_s=t.min, max_s=t.max, repeats=t.repeats, **base)
-            elif mode == "jit":
-                j = _timing.time_jit(fn, *args, repeats=repeats, warmup=2, clock=clock)
-                flops, bytes_accessed = _cost.cost_of(j.compiled)
-                t = j.timing
-                rec = Record(
-                    mode=mode, median_s=t.median, min_s=t.min, max_s=t.max, repeats=t.repeats,
-                    compile_s=j.compile_s, **base,
-                )
-            else:
-                timer = _timing.time_fused if mode == "fused" else _timing.time_loop
-                s = timer(body, carry, consts=consts, steps=steps, repeats=repeats, warmup=1, clock=clock)
-                rec = Record(
-                    mode=mode, median_s=s.per_step, min_s=s.per_step_min, max_s=s.per_step_max,
-                    repeats=repeats, compile_s=s.compile_s, **base,
-                )
-                if s.from_total:
-                    rec.note = (rec.note + "; " if rec.note else "") + f"slope below noise: t(N2)/N2, N2={s.steps[1]}"
-            results[mode] = rec
+                on_mode("eager")
+            # The first op-by-op call compiles one small executable per primitive and shape;
+            # the second still meets a few new ones: two warm-up calls.
+            t = _timing.time_eager(fn, *args, repeats=eager_repeats or repeats, warmup=2, clock=clock)
+            results["eager"] = Record(mode="eager", median_s=t.median, min_s=t.min, max_s=t.max,
+                                      repeats=t.repeats, **base)
+        compiled_modes = [m for m in modes if m != "eager"]
+        if compiled_modes:
+            if on_mode is not None:
+                on_mode(", ".join(compiled_modes))
+            runners, compile_s = _prepare(compiled_modes, fn, args, body, carry, consts, steps, clock)
+            if "jit" in compiled_modes:
+                flops, bytes_accessed = _cost.cost_of(runners.pop("_compiled"))
+            if reference is not None:
+                runners["_reference"] = reference[0]
+            # Round-robin repeats: a burst of other load on the machine hits every mode alike.
+            timings = _timing.measure_interleaved(runners, repeats=repeats, warmup=1, clock=clock)
+            if reference is not None:
+                peak_flops_per_s = _cost.rate(reference[1], timings["_reference"].median)
+                peak_source = "matmul alongside"
+                base.update(peak_flops_per_s=peak_flops_per_s, peak_source=peak_source)
+                for rec in results.values():
+                    rec.peak_flops_per_s, rec.peak_source = peak_flops_per_s, peak_source
+            for mode in compiled_modes:
+                if mode == "jit":
+                    t = timings["jit"]
+                    rec = Record(mode=mode, median_s=t.median, min_s=t.min, max_s=t.max, repeats=t.repeats,
+                                 compile_s=compile_s["jit"], **base)
+                else:
+                    n1, n2 = steps
+                    s = _timing.slope((n1, n2), timings[f"{mode}@{n1}"], timings[f"{mode}@{n2}"], compile_s[mode])
+                    rec = Record(mode=mode, median_s=s.per_step, min_s=s.per_step_min, max_s=s.per_step_max,
+                                 repeats=repeats, compile_s=s.compile_s, **base)
+                    if s.from_total:
+                        rec.note = (rec.note + "; " if rec.note else "") + f"slope below noise: t(N2)/N2, N2={n2}"
+                results[mode] = rec
 
     if flops is None and "jit" not in results:
         with placed(device, precision):

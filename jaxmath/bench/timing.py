@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -100,6 +100,31 @@ def measure(fn: Callable, *args: Any, repeats: int = 5, warmup: int = 1, clock: 
         block(fn(*args))
         times.append(clock() - start)
     return Timing.from_times(times)
+
+
+def measure_interleaved(
+    fns: Mapping[str, Callable[[], Any]],
+    *,
+    repeats: int = 5,
+    warmup: int = 1,
+    clock: Clock = time.perf_counter,
+) -> dict[str, Timing]:
+    """Time several zero-argument callables round-robin: repeat r runs each of them once, in order.
+
+    On a machine shared with other work, load comes in bursts; interleaving makes a burst hit
+    every callable alike, so the ratios between them stay meaningful.
+    """
+    _check_repeats(repeats, warmup)
+    for _ in range(warmup):
+        for f in fns.values():
+            block(f())
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, f in fns.items():
+            start = clock()
+            block(f())
+            times[name].append(clock() - start)
+    return {name: Timing.from_times(ts) for name, ts in times.items()}
 
 
 def time_eager(fn: Callable, *args: Any, repeats: int = 3, warmup: int = 1, clock: Clock = time.perf_counter) -> Timing:
@@ -238,16 +263,26 @@ def time_loop(
     """
     steps = _check_steps(steps)
     _check_repeats(repeats, warmup)
-    indices = [jnp.asarray(i, jnp.int32) for i in range(max(steps))]
-    compiled, _, compile_s = compile_fn(body, carry, indices[0], *consts, clock=clock)
-
-    def make_loop(n):
-        def loop(c):
-            for i in range(n):
-                c = compiled(c, indices[i], *consts)
-            return c
-
-        return loop
-
-    timings = [measure(make_loop(n), carry, repeats=repeats, warmup=warmup, clock=clock) for n in steps]
+    compiled, compile_s = compile_loop_body(body, carry, consts, clock=clock)
+    timings = [measure(python_loop(compiled, n, consts), carry, repeats=repeats, warmup=warmup, clock=clock)
+               for n in steps]
     return slope(steps, timings[0], timings[1], compile_s)
+
+
+def compile_loop_body(body: Callable[..., Any], carry: Any, consts: Sequence[Any] = (), *,
+                      clock: Clock = time.perf_counter) -> tuple[Any, float]:
+    """``body(carry, i, *consts)`` compiled (for ``python_loop``) and its compile time."""
+    compiled, _, compile_s = compile_fn(body, carry, jnp.asarray(0, jnp.int32), *consts, clock=clock)
+    return compiled, compile_s
+
+
+def python_loop(compiled_body: Callable[..., Any], num_steps: int, consts: Sequence[Any] = ()) -> Callable[[Any], Any]:
+    """``carry -> carry``: a Python loop of ``num_steps`` calls of a compiled step (dispatched asynchronously)."""
+    indices = [jnp.asarray(i, jnp.int32) for i in range(num_steps)]
+
+    def loop(c):
+        for i in indices:
+            c = compiled_body(c, i, *consts)
+        return c
+
+    return loop
