@@ -136,12 +136,13 @@ def test_parity_report_rejects_unknown_precision():
         parity.parity_report(precisions=("turbo",))
 
 
-@pytest.mark.parametrize("case", ["mlp-784-16-16-10", "logreg", "kmeans"])
-def test_precision_option_reaches_every_matmul_of_the_suite_models(case):
+@pytest.mark.parametrize("case, min_dots", [("mlp-784-16-16-10", 5), ("logreg", 2), ("kmeans", 1)])
+def test_precision_option_reaches_every_matmul_of_the_suite_models(case, min_dots):
     # No context manager: only the models' own precision= keyword, forward and backward passes.
     from jaxmath.bench import suite
 
     work = suite.default_cases("tiny", precision="highest", names=[case])[0].setup()
     tags = _dot_precisions(work.fn, *work.args)
-    assert len(tags) >= 2
+    # mlp: 3 forward + 2 input-gradient + 3 weight-gradient matmuls; logreg: forward + gradient
+    assert len(tags) >= min_dots
     assert set(tags) == {"[HIGHEST, HIGHEST]"}, tags
