@@ -149,3 +149,18 @@ def test_bad_input_raises():
         H.hebb_train(H.init(w), jnp.ones((3, 3)), num_epochs=0)
     with pytest.raises(ValueError, match="state.weights must be 1-dimensional"):
         H.oja_train(H.init(jnp.ones((2, 3))), jnp.ones((5, 3)))
+
+
+def test_layer_training_replays_numpy():
+    rng = np.random.default_rng(8)
+    W0, X = rng.normal(size=(2, 4)) * 0.1, rng.uniform(size=(6, 3))
+    state, norms = H.hebb_train(H.init(jnp.asarray(W0)), jnp.asarray(X), learning_rate=0.2, beta=1.5, num_epochs=2)
+    W, want = W0.copy(), []
+    for _ in range(2):
+        for x in X:
+            xb = np.append(x, 1.0)
+            W = W + 0.2 * np.outer(1 / (1 + np.exp(-1.5 * W @ xb)), xb)
+            want.append(np.linalg.norm(W))
+    assert state.weights.shape == (2, 4) and norms.shape == (12,)
+    np.testing.assert_allclose(np.asarray(state.weights), W, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(norms), want, rtol=1e-12)

@@ -165,3 +165,19 @@ def test_bad_input_raises_before_compiling():
         K.fit(X, num_clusters=2, key=jax.random.key(0), tol=-1.0)
     with pytest.raises(ValueError, match="X must be 2-dimensional"):
         K.fit(X[0], num_clusters=2, key=jax.random.key(0))
+
+
+def test_two_empty_clusters_take_the_two_farthest_samples():
+    X = _blobs(14)
+    init = np.concatenate([X[[0, 100]], np.full((1, 4), 1e3), np.full((1, 4), -1e3)])
+    new, _ = K.lloyd_step(jnp.asarray(X), jnp.asarray(init))
+    new = np.asarray(new)
+    d = ((X[:, None] - init[None, :2]) ** 2).sum(-1)
+    labels, far = d.argmin(1), np.argsort(-d.min(1))[:2]
+    np.testing.assert_allclose(new[2], X[far[0]], rtol=1e-12)
+    np.testing.assert_allclose(new[3], X[far[1]], rtol=1e-12)
+    # the donors' means no longer count the two samples they gave away
+    keep = np.ones(len(X), bool)
+    keep[far] = False
+    for k in range(2):
+        np.testing.assert_allclose(new[k], X[keep & (labels == k)].mean(0), rtol=1e-10)
