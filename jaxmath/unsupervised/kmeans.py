@@ -66,8 +66,9 @@ def _assign(X, centroids, precision):
 
 
 def _inertia(X, centroids, labels):
-    diff = X - centroids[labels]
-    return jnp.sum(diff * diff)
+    # Accumulate in at least float32: a bfloat16 running sum stops growing long before n terms.
+    diff = (X - centroids[labels]).astype(jnp.promote_types(X.dtype, jnp.float32))
+    return jnp.sum(diff * diff).astype(X.dtype)
 
 
 def _update(X, centroids, labels, best_scores, precision):
