@@ -71,7 +71,8 @@ def make_classifier_loss(
         else:
             targets = jax.nn.one_hot(labels, num_classes, dtype=outputs.dtype)
             value = getattr(_losses, loss)(outputs, targets)
-        accuracy = jnp.mean((jnp.argmax(outputs, axis=-1) == labels).astype(outputs.dtype))
+        # At least float32: a bfloat16 mean of 0/1 values would round the accuracy to 8 bits.
+        accuracy = jnp.mean((jnp.argmax(outputs, axis=-1) == labels).astype(jnp.promote_types(outputs.dtype, jnp.float32)))
         return value, {"accuracy": accuracy}
 
     loss_fn.num_classes = num_classes
