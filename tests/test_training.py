@@ -180,6 +180,26 @@ def test_run_epoch_learns_and_keeps_uint8_data():
     assert float(after["accuracy"]) > 0.9
 
 
+def test_run_epoch_is_one_scan_traced_once():
+    images, labels = _data(32)
+    x, y = jnp.asarray(images), jnp.asarray(labels)
+    traces = []
+
+    def counted_loss(params, batch):
+        traces.append(1)
+        return LOSS_FN(params, batch)
+
+    opt = optim.sgd(0.5)
+    step = training.make_train_step(counted_loss, opt, jit=False)
+    state = training.TrainState.create(_params(), opt, key=jax.random.PRNGKey(0))
+    jaxpr = jax.make_jaxpr(partial(training.epoch_core, step, 8))(state, x, y)
+    assert [e.primitive.name for e in jaxpr.jaxpr.eqns].count("scan") == 1
+    traces.clear()
+    for _ in range(3):
+        state, metrics = training.run_epoch(state, x, y, train_step=step, batch_size=8)
+    assert len(traces) == 1 and int(state.step) == 12
+
+
 @pytest.mark.parametrize("batch_size", [7, 40, 1000])
 def test_evaluate_is_the_exact_mean_whatever_the_batch_size(batch_size):
     images, labels = _data(40)
