@@ -95,7 +95,11 @@ def peak_matmul(
         b = jax.random.normal(jax.random.fold_in(key, 1), (size, size), dtype)
         if device is not None:
             a, b = jax.device_put((a, b), device)
-        res = _timing.time_jit(jnp.matmul, a, b, repeats=repeats, warmup=2, clock=clock)
+        # Low-precision matmuls accumulate in float32, as the models' compute_dtype path does.
+        matmul = jnp.matmul
+        if jnp.dtype(dtype).itemsize < 4:
+            matmul = functools.partial(jnp.matmul, preferred_element_type=jnp.float32)
+        res = _timing.time_jit(matmul, a, b, repeats=repeats, warmup=2, clock=clock)
     flops = 2.0 * size**3
     device = device or jax.devices()[0]
     achieved = _cost.rate(flops, res.timing.median)
