@@ -371,6 +371,41 @@ def test_ensemble_over_seeds_and_learning_rates_equals_separate_runs():
                                     learning_rates=jnp.ones(3))
 
 
+def test_fit_ensemble_keeps_best_params_per_model():
+    images, labels = _data(80)
+    keys = jax.random.split(jax.random.PRNGKey(1), 2)
+    states = training.init_ensemble(lambda k: mlp.init(k, SIZES), optim.sgd, keys)
+    result = training.fit_ensemble(
+        states, images, labels, loss_fn=LOSS_FN, optimizer=optim.sgd, learning_rates=jnp.asarray([0.5, 2.0]),
+        epochs=4, batch_size=8, validation_split=0.25, progress=False,
+    )
+    h = result.history
+    assert h["train_loss"].shape == (4, 2) and h["val_accuracy"].shape == (4, 2) and h["epoch_time"].shape == (4,)
+    assert result.stop_reason == "epochs"
+    np.testing.assert_array_equal(result.best_epoch, np.argmin(h["val_loss"], axis=0) + 1)
+    for i in range(2):
+        best = jax.tree_util.tree_map(lambda leaf: leaf[i], result.best_params)
+        want_loss, _ = _np_loss_and_accuracy(best, images[60:], labels[60:])
+        np.testing.assert_allclose(h["val_loss"][result.best_epoch[i] - 1, i], want_loss, rtol=1e-5)
+    assert not states.params[0][0].is_deleted()
+
+
+def test_fit_ensemble_reports_the_model_that_diverged_and_trains_the_others():
+    images, labels, loss_fn, bad_step, last_w = _exploding_setup(n=8)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    states = training.init_ensemble(lambda k: {"w": jnp.ones((), jnp.float32)}, optim.sgd, keys)
+    epoch, step_in_epoch = bad_step // 8 + 1, bad_step % 8 + 1
+    with pytest.warns(RuntimeWarning, match=rf"model 1: non-finite loss at epoch {epoch}, step {step_in_epoch}"):
+        result = training.fit_ensemble(
+            states, images, labels, loss_fn=loss_fn, optimizer=optim.sgd, learning_rates=jnp.asarray([0.01, 100.0]),
+            epochs=epoch + 1, batch_size=1, progress=False,
+        )
+    w = np.asarray(result.state.params["w"])
+    np.testing.assert_allclose(w[0], 0.98 ** (8 * (epoch + 1)), rtol=1e-4)  # w <- w (1 - 2·0.01) each step
+    np.testing.assert_allclose(w[1], float(last_w), rtol=1e-6)
+    assert "model 0" not in result.stop_reason
+
+
 # ----------------------------------------------------------------------------- torch replay
 
 

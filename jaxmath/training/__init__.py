@@ -20,6 +20,7 @@ Or bring your own loop: ``step = training.make_train_step(loss_fn, optimizer)`` 
 """
 
 from jaxmath.training.ensemble import evaluate_ensemble as evaluate_ensemble
+from jaxmath.training.ensemble import fit_ensemble as fit_ensemble
 from jaxmath.training.ensemble import init_ensemble as init_ensemble
 from jaxmath.training.ensemble import run_ensemble_epoch as run_ensemble_epoch
 from jaxmath.training.epoch import check_dataset as check_dataset
@@ -47,4 +48,5 @@ __all__ = [
     "init_ensemble",
     "run_ensemble_epoch",
     "evaluate_ensemble",
+    "fit_ensemble",
 ]

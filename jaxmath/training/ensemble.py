@@ -1,14 +1,18 @@
-"""K models at once: ``vmap`` of the compiled epoch over seeds (and learning rates)."""
+"""K models at once: ``vmap`` of the compiled epoch over seeds (and learning rates), and ``fit_ensemble``."""
 
 from __future__ import annotations
 
+import time
+import warnings
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxmath import _validation as V
-from jaxmath.training.epoch import _check_epoch_args, epoch_core, evaluate_core
+from jaxmath.training.epoch import _check_epoch_args, check_dataset, epoch_core, evaluate_core
+from jaxmath.training.fit import FitResult, _split
 from jaxmath.training.state import TrainState
 from jaxmath.training.step import make_train_step
 
@@ -116,3 +120,117 @@ def evaluate_ensemble(params: Any, images: jax.Array, labels: jax.Array, *, loss
     V.check_same_length(images, labels, names=("images", "labels"))
     V.check_integer(batch_size, name="batch_size", minimum=1)
     return _evaluate_ensemble(loss_fn, batch_size, params, images, labels)
+
+
+def fit_ensemble(
+    states: TrainState,
+    images: Any,
+    labels: Any,
+    *,
+    loss_fn: Callable,
+    optimizer: Any,
+    epochs: int,
+    batch_size: int,
+    learning_rates: jax.Array | None = None,
+    num_classes: int | None = None,
+    validation_data: tuple[Any, Any] | None = None,
+    validation_split: float = 0.0,
+    eval_batch_size: int = 1000,
+    progress: bool = True,
+):
+    """``fit`` for K models at once: one compiled, vmapped epoch per host iteration, best params per model.
+
+    Every model keeps its own best params (lowest validation loss, else training loss). A model whose loss
+    turns non-finite keeps its last finite state (its rejected steps change nothing) and is named in
+    ``stop_reason`` with the epoch and step; the others train on. No early stopping: all K run ``epochs``.
+
+    Args:
+      states: stacked ``TrainState`` from ``init_ensemble`` (not consumed).
+      images, labels: the shared training data, checked as in ``fit``.
+      loss_fn, optimizer, batch_size, learning_rates: as for ``run_ensemble_epoch``.
+      epochs: number of epochs (>= 1).
+      num_classes: labels must lie in [0, num_classes); defaults to ``loss_fn.num_classes``.
+      validation_data, validation_split, eval_batch_size, progress: as for ``fit``.
+
+    Returns:
+      ``FitResult``: ``state`` and ``best_params`` stacked (leading K axis), ``history`` of ``(epochs, K)``
+      arrays ("train_loss", "train_<metric>", "val_loss", "val_<metric>") plus "epoch_time" ``(epochs,)``,
+      ``best_epoch`` a ``(K,)`` int array (1-based), ``stop_reason`` "epochs" or the non-finite report.
+    """
+    V.check_integer(epochs, name="epochs", minimum=1)
+    V.check_integer(batch_size, name="batch_size", minimum=1)
+    V.check_in_range(validation_split, name="validation_split", low=0.0, high=1.0)
+    if validation_data is not None and validation_split:
+        raise ValueError("give validation_data or validation_split, not both")
+    if num_classes is None:
+        num_classes = getattr(loss_fn, "num_classes", None)
+    check_dataset(images, labels, num_classes=num_classes, name="images")
+    if validation_split:
+        (images, labels), validation_data = _split(images, labels, validation_split)
+    if validation_data is not None:
+        check_dataset(*validation_data, num_classes=num_classes, name="validation images")
+        validation_data = tuple(jax.device_put(a) for a in validation_data)
+    images, labels = jax.device_put(images), jax.device_put(labels)
+    states = jax.tree_util.tree_map(jnp.copy, states)
+    best_params = jax.tree_util.tree_map(jnp.copy, states.params)
+    k = states.step.shape[0]
+    best_loss = np.full((k,), np.inf)
+    best_epoch = np.zeros((k,), int)
+    failures: dict[int, str] = {}
+    history: dict[str, list] = {}
+
+    bar = None
+    epoch_iter = range(1, epochs + 1)
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(epoch_iter, desc=f"fit x{k}", unit="epoch", total=epochs)
+        epoch_iter = bar
+    try:
+        for epoch in epoch_iter:
+            start = time.perf_counter()
+            states, metrics = run_ensemble_epoch(
+                states, images, labels, loss_fn=loss_fn, optimizer=optimizer, batch_size=batch_size,
+                learning_rates=learning_rates,
+            )
+            metrics = jax.device_get(metrics)
+            bad = np.asarray(metrics.pop("first_nonfinite_step"))
+            record = {}
+            for name, per_step in metrics.items():
+                per_step = np.asarray(per_step, np.float64)
+                steps = np.arange(per_step.shape[1])
+                good = (bad[:, None] < 0) | (steps[None, :] < bad[:, None])
+                counts = good.sum(axis=1)
+                sums = np.where(good, per_step, 0.0).sum(axis=1)
+                record[f"train_{name}"] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+            if validation_data is not None:
+                val = jax.device_get(
+                    evaluate_ensemble(states.params, *validation_data, loss_fn=loss_fn, batch_size=eval_batch_size)
+                )
+                record.update({f"val_{name}": np.asarray(v, np.float64) for name, v in val.items()})
+            for i in np.flatnonzero(bad >= 0):
+                failures.setdefault(int(i), f"model {int(i)}: non-finite loss at epoch {epoch}, step {int(bad[i]) + 1}")
+            monitored = record["val_loss" if validation_data is not None else "train_loss"]
+            improved = np.isfinite(monitored) & (monitored < best_loss)
+            if improved.any():
+                mask = jnp.asarray(improved)
+                best_params = jax.tree_util.tree_map(
+                    lambda new, old: jnp.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+                    states.params, best_params,
+                )
+                best_loss = np.where(improved, monitored, best_loss)
+                best_epoch = np.where(improved, epoch, best_epoch)
+            for name, v in record.items():
+                history.setdefault(name, []).append(v)
+            history.setdefault("epoch_time", []).append(time.perf_counter() - start)
+            if bar is not None:
+                bar.set_postfix({n: f"{np.nanmean(v):.4f}" for n, v in record.items()})
+    finally:
+        if bar is not None:
+            bar.close()
+
+    stop_reason = "epochs"
+    if failures:
+        stop_reason = "; ".join(failures[i] for i in sorted(failures)) + " (those models kept their last finite params)"
+        warnings.warn(f"fit_ensemble: {stop_reason}", RuntimeWarning, stacklevel=2)
+    return FitResult(states, best_params, {n: np.asarray(v) for n, v in history.items()}, best_epoch, stop_reason)
