@@ -14,8 +14,9 @@ Symbols: x_j → row j of ``X`` (n, d), y_j → ``y[j]``, N → n, Θ1 → ``par
   then b = ȳ − x̄·w), and solves the least-squares problem by SVD (``jnp.linalg.lstsq``), never forming an
   inverse (for n > d after a QR factorisation X = QR, on the small R); a rank-deficient X gives the
   minimum-norm w, like ``numpy.linalg.lstsq``. ``solver="normal"``
-  instead eigen-decomposes the d×d Gram matrix Xᵀ X (one big matmul, much faster for n ≫ d, but it squares the
-  condition number; rank deficiency still gives the minimum-norm w).
+  instead eigen-decomposes the centred d×d Gram matrix, formed from the moments Xᵀ X, Xᵀ y and x̄ without
+  copying X (much faster for n ≫ d, but it squares the condition number and loses precision when feature
+  means are large against their spread; rank deficiency still gives the minimum-norm w).
 * :func:`fit` runs the update rules above (full batch) in one ``lax.while_loop``.
 * :func:`fit_sgd` runs mini-batches through any ``jaxmath.optim`` optimizer in one ``lax.while_loop``.
 
@@ -88,6 +89,36 @@ def _gram_solve(G, rhs, *, rcond=None, precision=None):
     return jnp.matmul(evecs, scaled, precision=precision)
 
 
+def _normal_equations(X, y, fit_intercept: bool, *, rcond=None, precision=None):
+    """w from the centred normal equations Xcᵀ Xc w = Xcᵀ yc, built from moments of X itself.
+
+    Xcᵀ Xc = Xᵀ X − n x̄ x̄ᵀ and Xcᵀ yc = Xᵀ y − n x̄ ȳᵀ, so X is never copied: centring X (n·d writes, a fresh
+    buffer as large as X) cost more than the Gram matmul itself. Two passes read X: the Gram, and one thin
+    matmul [y, 1]ᵀ X that gives Xᵀ y and Xᵀ 1 = n x̄ together. The price: Xᵀ X is rounded before the mean is
+    taken out, so features whose mean is large against their spread (|x̄| ≫ σ) lose about (x̄/σ)² of relative
+    precision here; the "lstsq" solver centres explicitly.
+
+    Returns (w, x_mean, y_mean).
+    """
+    n, d = X.shape
+    Y = y[:, None] if y.ndim == 1 else y
+    G = jnp.einsum("nd,ne->de", X, X, precision=precision)
+    if fit_intercept:
+        lhs = jnp.concatenate([Y, jnp.ones((n, 1), X.dtype)], axis=1)  # (n, k + 1): y's columns, then ones
+        S = jnp.einsum("nk,nd->kd", lhs, X, precision=precision)
+        x_mean = S[-1] / n
+        y_mean = jnp.mean(y, axis=0)
+        G = G - n * jnp.outer(x_mean, x_mean)
+        rhs = S[:-1].T - n * jnp.outer(x_mean, jnp.reshape(y_mean, (-1,)))
+    else:
+        x_mean = jnp.zeros((d,), X.dtype)
+        y_mean = jnp.zeros(y.shape[1:], y.dtype)
+        rhs = jnp.einsum("nk,nd->dk", Y, X, precision=precision)
+    if y.ndim == 1:
+        rhs = rhs[:, 0]
+    return _gram_solve(G, rhs, rcond=rcond, precision=precision), x_mean, y_mean
+
+
 @partial(jax.jit, static_argnames=("fit_intercept", "solver", "rcond", "precision"))
 def closed_form_core(X, y, *, fit_intercept: bool = True, solver: str = "lstsq", rcond=None, precision=None):
     """The jitted closed-form solver, without input checks."""
@@ -95,6 +126,10 @@ def closed_form_core(X, y, *, fit_intercept: bool = True, solver: str = "lstsq",
     dtype = _fitting.solve_dtype(out_dtype)
     X = X.astype(dtype)
     y = y.astype(dtype)
+    if solver == "normal":
+        w, x_mean, y_mean = _normal_equations(X, y, fit_intercept, rcond=rcond, precision=precision)
+        b = y_mean - jnp.dot(x_mean, w, precision=precision)
+        return {"w": w.astype(out_dtype), "b": b.astype(out_dtype)}
     Xc, yc, x_mean, y_mean = _center(X, y, fit_intercept)
     if solver == "lstsq":
         n, d = Xc.shape
@@ -107,9 +142,6 @@ def closed_form_core(X, y, *, fit_intercept: bool = True, solver: str = "lstsq",
             w = jnp.linalg.lstsq(R, jnp.matmul(Q.T, yc, precision=precision), rcond=rcond)[0]
         else:
             w = jnp.linalg.lstsq(Xc, yc, rcond=rcond)[0]
-    else:
-        G = jnp.matmul(Xc.T, Xc, precision=precision)
-        w = _gram_solve(G, jnp.matmul(Xc.T, yc, precision=precision), rcond=rcond, precision=precision)
     b = y_mean - jnp.dot(x_mean, w, precision=precision)
     return {"w": w.astype(out_dtype), "b": b.astype(out_dtype)}
 
