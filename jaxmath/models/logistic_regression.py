@@ -246,6 +246,22 @@ def _value_and_gradient(theta, X, T, alpha, mask, penalty, binary, precision, fi
     Works on X itself (no design matrix with a ones column, no transposed copy): r @ X gives Xᵀ r.
     """
     d = X.shape[1]
+    if binary:
+        # Binary θ is one column: work on 1-D vectors so both passes are matrix-vector products. The (n, 1)
+        # column form lowers to a (1, n) × (n, d) matmul for Xᵀr that ran about twice as slow on CPU.
+        z = jnp.matmul(X, theta[:d, 0], precision=precision)
+        if fit_intercept:
+            z = z + theta[d, 0]
+        t = T[:, 0]
+        f = _data_loss(z, t, binary) + _penalty_value(theta * mask, penalty, alpha)
+        r = (_probabilities(z, binary) - t) / X.shape[0]
+        g = jnp.matmul(r, X, precision=precision)
+        if fit_intercept:
+            g = jnp.concatenate([g, jnp.sum(r, keepdims=True)])
+        g = g[:, None]
+        if penalty == "l2":
+            g = g + alpha * theta * mask
+        return f, g
     Z = jnp.matmul(X, theta[:d], precision=precision)
     if fit_intercept:
         Z = Z + theta[d]
