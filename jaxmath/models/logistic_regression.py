@@ -243,21 +243,45 @@ def _newton(theta, Xa, T, alpha, mask, tol, *, max_iterations, penalty, binary, 
 def _value_and_gradient(theta, X, T, alpha, mask, penalty, binary, precision, fit_intercept):
     """E(θ) and ∂E/∂θ from one pass of logits: z = Xw + b, then 1/N Xᵀ(ŷ − t) (+ α w for L2).
 
-    Works on X itself (no design matrix with a ones column, no transposed copy): r @ X gives Xᵀ r.
+    Binary fits stream X in cache-sized blocks of rows (one trip through memory per call). Works on X itself (no design matrix with a ones column, no transposed copy): r @ X gives Xᵀ r.
     """
-    d = X.shape[1]
+    n, d = X.shape
     if binary:
-        # Binary θ is one column: work on 1-D vectors so both passes are matrix-vector products. The (n, 1)
-        # column form lowers to a (1, n) × (n, d) matmul for Xᵀr that ran about twice as slow on CPU.
-        z = jnp.matmul(X, theta[:d, 0], precision=precision)
-        if fit_intercept:
-            z = z + theta[d, 0]
+        # Binary θ is one column: work on 1-D vectors so both passes are matrix-vector products (the (n, 1)
+        # column form lowers to a (1, n) × (n, d) matmul for Xᵀr that ran about twice as slow on CPU).
+        w = theta[:d, 0]
+        b = theta[d, 0] if fit_intercept else jnp.zeros((), X.dtype)
         t = T[:, 0]
-        f = _data_loss(z, t, binary) + _penalty_value(theta * mask, penalty, alpha)
-        r = (_probabilities(z, binary) - t) / X.shape[0]
-        g = jnp.matmul(r, X, precision=precision)
+
+        def block(Xb, tb):
+            # Sums over a block of rows: Σ cross-entropy, Σ r x, Σ r with r = ŷ − t.
+            z = jnp.matmul(Xb, w, precision=precision) + b
+            ce = jnp.sum(jnp.maximum(z, 0) - tb * z + jnp.log1p(jnp.exp(-jnp.abs(z))))
+            r = _probabilities(z, binary) - tb
+            return ce, jnp.matmul(r, Xb, precision=precision), jnp.sum(r)
+
+        # Both products read X; streamed whole, X comes from memory twice. In blocks of rows small enough to
+        # stay in cache (~256 KB), Xᵀr re-reads the block that X w just brought in: one pass over memory per
+        # evaluation instead of two (~1.5x faster at 100,000 × 100 float32 on CPU).
+        rows = max(1, (1 << 18) // (d * X.dtype.itemsize))
+        num_blocks = n // rows
+        if num_blocks >= 2:
+            def body(acc, k):
+                Xb = lax.dynamic_slice_in_dim(X, k * rows, rows)
+                tb = lax.dynamic_slice_in_dim(t, k * rows, rows)
+                return jax.tree_util.tree_map(jnp.add, acc, block(Xb, tb)), None
+
+            zero = jnp.zeros((), X.dtype)
+            acc = (zero, jnp.zeros((d,), X.dtype), zero)
+            acc, _ = lax.scan(body, acc, jnp.arange(num_blocks))
+            if n % rows:
+                acc = jax.tree_util.tree_map(jnp.add, acc, block(X[num_blocks * rows:], t[num_blocks * rows:]))
+        else:
+            acc = block(X, t)
+        ce, g, sr = (a / n for a in acc)
+        f = ce + _penalty_value(theta * mask, penalty, alpha)
         if fit_intercept:
-            g = jnp.concatenate([g, jnp.sum(r, keepdims=True)])
+            g = jnp.concatenate([g, sr[None]])
         g = g[:, None]
         if penalty == "l2":
             g = g + alpha * theta * mask
