@@ -101,30 +101,76 @@ def _schedules(learning_rate, sigma, num_iterations, lr_decay, sigma_decay, dtyp
     return eta.astype(dtype), sig.astype(dtype)
 
 
+# Most steps between two exact recomputations of ‖w_i‖² in the online epoch (see ``_train``): the closed-form
+# update in between adds one rounding per step, so this bounds the drift to about what a fresh 784-term sum
+# carries anyway.
+_NORM_REFRESH = 256
+# XLA:CPU hands an elementwise loop whose output exceeds 256 KiB to two threads. One SOM step is a few
+# microseconds of work, so that hand-off, 10,000 times an epoch, costs more than it saves; the update is
+# written per block of neurons below this size instead (CPU only: GPUs and TPUs take one kernel).
+_CPU_BLOCK_BYTES = 256 * 1024
+
+
+def _row_blocks(m, d, itemsize):
+    if jax.default_backend() != "cpu":
+        return ((0, m),)
+    num = max(1, -(-m * d * itemsize // _CPU_BLOCK_BYTES))
+    size = -(-m // num)
+    return tuple((lo, min(lo + size, m)) for lo in range(0, m, size))
+
+
 @partial(jax.jit, static_argnames=("num_iterations", "neighbourhood", "topology", "lr_decay", "sigma_decay",
                                    "shuffle", "precision"))
 def _train(state, X, learning_rate, sigma, key, num_iterations, neighbourhood, topology, lr_decay,
            sigma_decay, shuffle, precision):
     rows, cols, d = state.weights.shape
+    m = rows * cols
     dtype = state.weights.dtype
+    # ‖w‖², ‖x‖² and w·x are carried in at least float32: the closed form below is a difference of sums.
+    acc = jnp.promote_types(dtype, jnp.float32)
     pos = _positions(rows, cols, topology, neighbourhood, dtype)
     fn = _nb.get(neighbourhood)
     order = jnp.arange(num_iterations) % X.shape[0]
     if shuffle:
         order = jax.random.permutation(key, order)
     etas, sigmas = _schedules(learning_rate, sigma, num_iterations, lr_decay, sigma_decay, dtype)
+    x_sq = jnp.sum(jnp.square(X.astype(acc)), axis=1)[order]  # ‖x‖² of each step's example, one pass over X
 
-    def body(w, inputs):
-        idx, eta, sig = inputs
+    # The epoch runs as num_chunks chunks of chunk steps; padded steps have η = 0, so they leave w and ‖w‖²
+    # exactly as they are (σ is padded with its last value to keep Θ finite), and their winners are dropped.
+    num_chunks = -(-num_iterations // _NORM_REFRESH)
+    chunk = -(-num_iterations // num_chunks)
+    pad = num_chunks * chunk - num_iterations
+
+    def padded(a, value):
+        return jnp.concatenate([a, jnp.full((pad,), value, a.dtype)]).reshape(num_chunks, chunk)
+
+    inputs = (padded(order, 0), padded(x_sq, 0), padded(etas, 0), padded(sigmas, sigmas[-1]))
+    blocks = _row_blocks(m, d, jnp.dtype(dtype).itemsize)
+
+    def step(carry, inputs):
+        ws, w_sq = carry
+        idx, xx, eta, sig = inputs
         x = X[idx]
-        # argmin ‖x − w_i‖² = argmin ‖w_i‖² − 2·w_i·x: a matrix-vector product, about twice as fast on CPU as
-        # forming x − w twice (once for the search, once for the update).
-        best = jnp.argmin(jnp.sum(w * w, axis=-1) - 2 * jnp.matmul(w, x, precision=precision)).astype(jnp.int32)
-        theta = fn(pos - pos[best], sig).astype(dtype)
-        return w + (eta * theta)[:, None] * (x - w), best
+        wx = jnp.concatenate([jnp.matmul(w, x, precision=precision, preferred_element_type=acc) for w in ws])
+        # argmin ‖x − w_i‖² = argmin ‖w_i‖² − 2·w_i·x: one matrix-vector product per step, with ‖w_i‖² carried.
+        best = jnp.argmin(w_sq - 2 * wx).astype(jnp.int32)
+        a = eta * fn(pos - pos[best], sig).astype(dtype)
+        ws = tuple(w + a[lo:hi, None] * (x - w) for w, (lo, hi) in zip(ws, blocks))
+        # w' = (1 − a)·w + a·x, so ‖w'‖² = (1 − a)²‖w‖² + 2a(1 − a)·w·x + a²‖x‖²: no second pass over w.
+        a = a.astype(acc)
+        b = 1 - a
+        return (ws, b * b * w_sq + 2 * a * b * wx + a * a * xx), best
 
-    w, winners = lax.scan(body, state.weights.reshape(rows * cols, d), (order, etas, sigmas))
-    return SOMState(w.reshape(rows, cols, d), state.step + num_iterations), winners
+    def run_chunk(ws, inputs):
+        w_sq = jnp.concatenate([jnp.sum(jnp.square(w.astype(acc)), axis=1) for w in ws])  # exact, once a chunk
+        (ws, _), winners = lax.scan(step, (ws, w_sq), inputs)
+        return ws, winners
+
+    w = state.weights.reshape(m, d)
+    ws, winners = lax.scan(run_chunk, tuple(w[lo:hi] for lo, hi in blocks), inputs)
+    w = jnp.concatenate(ws) if len(ws) > 1 else ws[0]
+    return SOMState(w.reshape(rows, cols, d), state.step + num_iterations), winners.reshape(-1)[:num_iterations]
 
 
 def train(state: SOMState, X, *, num_iterations: int | None = None, learning_rate=0.5, sigma=1.0,
