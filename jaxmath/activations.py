@@ -95,8 +95,10 @@ def sigmoid(z, *, beta=1.0):
 @jax.jit
 def _sigmoid_derivative(z, beta):
     # 1 - y computed as σ(-βz) keeps full relative precision in both tails,
-    # where 1 - σ(βz) would round to 0.
-    return beta * _sigmoid(z, beta) * _sigmoid(-z, beta)
+    # where 1 - σ(βz) would round to 0. Near z = 0 the two rounded factors can multiply
+    # to a hair above the exact bound y(1 - y) <= 1/4, so the product is clamped there.
+    y_times_one_minus_y = jnp.minimum(_sigmoid(z, beta) * _sigmoid(-z, beta), jnp.asarray(0.25, z.dtype))
+    return beta * y_times_one_minus_y
 
 
 def sigmoid_derivative(z, *, beta=1.0):
