@@ -422,6 +422,8 @@ def test_cli_bench_writes_json_and_csv(tmp_path, capsys):
     "argv, message",
     [
         (["bench", "--plot", "speedups.jpg"], "--plot must name a .png file"),
+        (["bench", "--json", "/nonexistent-dir/x.json"], "--json: directory '/nonexistent-dir' does not exist"),
+        (["bench", "--csv", "/nonexistent-dir/x.csv"], "--csv: directory '/nonexistent-dir' does not exist"),
         (["bench", "--size", "huge"], "invalid choice"),
         (["bench", "--precision", "fast"], "invalid choice"),
         (["bench", "--devices", "tpu"] if jax.default_backend() != "tpu" else ["bench", "--devices", "nope"],

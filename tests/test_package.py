@@ -49,3 +49,13 @@ def test_console_entry_point_answers_help():
     assert out.returncode == 0, out.stderr
     for command in ("train", "info", "bench"):
         assert command in out.stdout
+
+
+def test_the_test_oracles_are_installed():
+    # Oracle comparisons use pytest.importorskip; without this test a missing oracle would
+    # turn them into silent skips instead of a red run.
+    import importlib.util
+
+    oracles = ("torch", "sklearn", "scipy", "minisom", "hypothesis", "matplotlib", "nbclient", "nbformat")
+    missing = [name for name in oracles if importlib.util.find_spec(name) is None]
+    assert not missing, f'test oracles missing: {missing}; install with pip install -e ".[dev]"'

@@ -24,6 +24,22 @@ class CLIError(Exception):
     """A bad flag value or a missing input: printed as one line, exit status 2."""
 
 
+def output_file_problem(flag: str, path: str) -> str | None:
+    """Why ``path`` cannot be written as ``flag``'s output file, or None when it can.
+
+    Checked before any work starts, so a run is never lost to a typo in an output path.
+    """
+    from pathlib import Path
+
+    target = Path(path)
+    if not path or target.is_dir():
+        return f"{flag} must name a file, got {path!r}"
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        return f"{flag}: directory {str(parent)!r} does not exist"
+    return None
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse prints usage plus the error; users asked for the error alone."""
 

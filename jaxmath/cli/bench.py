@@ -51,8 +51,12 @@ def _devices(spec: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxmath.cli import CLIError
+    from jaxmath.cli import CLIError, output_file_problem
 
+    for flag, path in (("--json", args.json), ("--csv", args.csv), ("--plot", args.plot)):
+        problem = path is not None and output_file_problem(flag, path)
+        if problem:
+            raise CLIError(f"jaxmath bench: error: {problem}")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise CLIError(f"jaxmath bench: error: --plot must name a .png file, got {args.plot!r}")
     if args.plot and importlib.util.find_spec("matplotlib") is None:

@@ -147,12 +147,11 @@ def _check_common(model: str, args: argparse.Namespace) -> None:
 
 
 def _check_writable_file(model: str, flag: str, path: str) -> None:
-    target = Path(path)
-    if not path or target.is_dir():
-        raise _fail(model, f"{flag} must name a file, got {path!r}")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise _fail(model, f"{flag}: directory {str(parent)!r} does not exist")
+    from jaxmath.cli import output_file_problem
+
+    problem = output_file_problem(flag, path)
+    if problem:
+        raise _fail(model, problem)
 
 
 def _check_png(model: str, flag: str, path: str) -> None:
