@@ -111,28 +111,31 @@ def bench_batched_linear(batch, rows, features, repeats, solvers=("normal",), se
 
     sk_fit = lambda: [LinearRegression().fit(X[i], y[i]) for i in range(batch)]  # noqa: E731
     sk_fit()  # warm-up
-    sk_times = []
+    compiled, compile_s = {}, {}
+    for solver in solvers:
+        f = jax.jit(jax.vmap(partial(linear_regression.closed_form_core, solver=solver)))
+        t0 = time.perf_counter()
+        compiled[solver] = f.lower(Xj, yj).compile()
+        compile_s[solver] = time.perf_counter() - t0
+        jax.block_until_ready(compiled[solver](Xj, yj))  # warm-up
+    # Alternate the sides within each repeat (as the module docstring says), so a change of machine load
+    # during the run hits both sides alike instead of skewing the ratio.
+    sk_times, times, params = [], {solver: [] for solver in solvers}, {}
     for _ in range(repeats):
         t0 = time.perf_counter()
         models = sk_fit()
         sk_times.append(time.perf_counter() - t0)
+        for solver in solvers:
+            t0 = time.perf_counter()
+            params[solver] = jax.block_until_ready(compiled[solver](Xj, yj))
+            times[solver].append(time.perf_counter() - t0)
     sk_coef = np.stack([m.coef_ for m in models])
     sk_med = statistics.median(sk_times)
 
     for solver in solvers:
-        f = jax.jit(jax.vmap(partial(linear_regression.closed_form_core, solver=solver)))
-        t0 = time.perf_counter()
-        compiled = f.lower(Xj, yj).compile()
-        compile_s = time.perf_counter() - t0
-        jax.block_until_ready(compiled(Xj, yj))
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            params = jax.block_until_ready(compiled(Xj, yj))
-            times.append(time.perf_counter() - t0)
-        err = float(np.max(np.abs(np.asarray(params["w"]) - sk_coef)))
-        print(f"| jaxmath vmap(closed_form, solver={solver!r}), one jitted call | {_fmt(times)} | "
-              f"{compile_s * 1e3:.0f} ms | {err:.1e} | {sk_med / statistics.median(times):.1f}x |")
+        err = float(np.max(np.abs(np.asarray(params[solver]["w"]) - sk_coef)))
+        print(f"| jaxmath vmap(closed_form, solver={solver!r}), one jitted call | {_fmt(times[solver])} | "
+              f"{compile_s[solver] * 1e3:.0f} ms | {err:.1e} | {sk_med / statistics.median(times[solver]):.1f}x |")
     print(f"| Python loop of sklearn LinearRegression().fit | {_fmt(sk_times)} | – | 0 | 1.0x |")
 
 
