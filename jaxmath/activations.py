@@ -34,6 +34,7 @@ __all__ = [
     "softmax",
     "log_softmax",
     "softmax_jacobian",
+    "log_softmax_jacobian",
     "get",
 ]
 
@@ -337,6 +338,31 @@ def softmax_jacobian(z):
     """
     _check_axis(z, -1)
     return _softmax_jacobian(_float(z))
+
+
+@jax.jit
+def _log_softmax_jacobian(z):
+    p = _softmax_core(z, -1)
+    eye = jnp.eye(p.shape[-1], dtype=p.dtype)
+    return eye - p[..., None, :]
+
+
+def log_softmax_jacobian(z):
+    """Jacobian of the log-softmax over the last axis: ``∂ log p_i / ∂a_j = δ_ij − p_j``.
+
+    From ``log p_i = a_i − log Σ_k e^(a_k)``: the first term gives ``δ_ij``, the log-sum-exp
+    gives ``e^(a_j) / Σ_k e^(a_k) = p_j``. It is :func:`softmax_jacobian` divided row by row by
+    ``p_i``, without the division (no 0/0 where ``p_i`` underflows).
+    Symbols: ``a`` → ``z``, ``p = softmax(z)``, ``δ_ij`` the Kronecker delta.
+
+    Args:
+      z: logits of shape ``(..., n)``, float dtype.
+
+    Returns:
+      ``J`` of shape ``(..., n, n)`` with ``J[..., i, j] = ∂ log p_i/∂a_j``; each row sums to 1 − 1 = 0.
+    """
+    _check_axis(z, -1)
+    return _log_softmax_jacobian(_float(z))
 
 
 # --------------------------------------------------------------------------- registry

@@ -140,6 +140,24 @@ def test_softmax_jacobian_equals_jax_jacobian_and_the_notes_cases(dtype):
     np.testing.assert_allclose(np.asarray(jac).sum(axis=-1), 0.0, atol=TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_log_softmax_jacobian_equals_jax_jacobian_and_numpy(dtype):
+    rng = np.random.default_rng(5)
+    z = jnp.asarray(rng.normal(scale=3.0, size=(4, 6)), dtype)
+    jac = A.log_softmax_jacobian(z)
+    assert jac.shape == (4, 6, 6) and jac.dtype == dtype
+    np.testing.assert_allclose(jac, jax.vmap(jax.jacobian(A.log_softmax))(z), rtol=TOL[dtype], atol=TOL[dtype])
+    # δ_ij − p_j written out in NumPy, p from a NumPy softmax.
+    zz = np.asarray(z, np.float64)
+    p = np.exp(zz - zz.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    np.testing.assert_allclose(jac, np.eye(6)[None] - p[:, None, :], rtol=TOL[dtype], atol=TOL[dtype])
+    # Extreme logits: finite where softmax_jacobian / p would be 0/0.
+    extreme = jnp.asarray([[1e4, -1e4, 0.0]], dtype)
+    assert np.all(np.isfinite(np.asarray(A.log_softmax_jacobian(extreme), np.float64)))
+    np.testing.assert_allclose(A.log_softmax_jacobian(extreme)[0], jax.jacobian(A.log_softmax)(extreme[0]), atol=TOL[dtype])
+
+
 def test_activations_work_under_jit_and_vmap():
     z = jnp.asarray(np.random.default_rng(3).normal(size=(4, 6)), jnp.float32)
     for name, kw in ELEMENTWISE:
