@@ -10,11 +10,13 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxmath import activations as A
 from jaxmath import losses as L
 from jaxmath import regularizers as R
 from jaxmath import stats as S
+from jaxmath.unsupervised.hebbian import hebb_rule
 
 F64 = jnp.float64
 
@@ -164,7 +166,9 @@ def test_erratum_11_index_ranges_count_one_term_too_many():
     a = jnp.asarray(np.random.default_rng(8).uniform(size=(1, 10)), F64)
     expected = jax.nn.one_hot(jnp.asarray([3]), 10, dtype=F64)
     terms = [(float(a[0, i]) - float(expected[0, i])) ** 2 for i in range(10)]
-    assert len(range(0, 10 + 1)) == 11 != a.shape[1]
+    # The notes' upper index i = 10 names an 11th output that does not exist.
+    with pytest.raises(IndexError):
+        [np.asarray(a)[0, i] for i in range(0, 10 + 1)]
     np.testing.assert_allclose(L.sum_of_squares(a, expected), sum(terms), rtol=1e-14)
     f, y = jnp.asarray([1.0, 2.0, 4.0], F64), jnp.asarray([1.5, 2.0, 3.0], F64)
     N = 3
@@ -179,9 +183,13 @@ def test_erratum_12_hebb_example_truncates_instead_of_rounding():
     y = A.sigmoid(jnp.dot(w, x))
     np.testing.assert_allclose(jnp.dot(w, x), 0.249, atol=1e-12)
     np.testing.assert_allclose(y, 0.562, atol=5e-4)
-    dw = np.round(0.1 * np.asarray(x) * 0.562, 3)
+    # The library's Hebb step on the notes' neuron, rounded to the slide's three decimals.
+    delta, _ = hebb_rule(w, x[:3], learning_rate=0.1)
+    dw = np.round(np.asarray(delta, np.float64), 3)
     np.testing.assert_array_equal(dw, [0.011, 0.017, 0.006, 0.056])
     assert not np.array_equal(dw, [0.011, 0.016, 0.005, 0.056])
+    # Truncation (what the slide did) gives its numbers.
+    np.testing.assert_array_equal(np.floor(np.asarray(delta, np.float64) * 1000) / 1000, [0.011, 0.016, 0.005, 0.056])
 
 
 def test_formulas_the_errata_page_lists_as_correct():
