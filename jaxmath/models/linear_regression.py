@@ -79,7 +79,7 @@ def _center(X, y, fit_intercept: bool):
     return X - x_mean, y - y_mean, x_mean, y_mean
 
 
-def _gram_solve(G, rhs, *, rcond=None, precision=None):
+def _eigh_solve(G, rhs, rcond=None, precision=None):
     """Minimum-norm solution of G w = rhs for a symmetric PSD G, through its eigendecomposition (no inverse)."""
     evals, evecs = jnp.linalg.eigh(G)
     cutoff = (jnp.finfo(G.dtype).eps * G.shape[0] if rcond is None else rcond) * jnp.max(evals)
@@ -87,6 +87,64 @@ def _gram_solve(G, rhs, *, rcond=None, precision=None):
     proj = jnp.matmul(evecs.T, rhs, precision=precision)
     scaled = proj * (inv if proj.ndim == 1 else inv[:, None])
     return jnp.matmul(evecs, scaled, precision=precision)
+
+
+def _cholesky_solve(G, rhs, rcond=None):
+    """(w, certified): w = G⁻¹ rhs by Cholesky, and whether G is provably far from the eigh cutoff.
+
+    λ_min(G) ≥ 1 / ‖G⁻¹‖_F and λ_max(G) ≤ tr G, so when 1 / ‖G⁻¹‖_F > 100 · rcond · tr G no eigenvalue is
+    near the cutoff of :func:`_eigh_solve`, which would then return the same w up to round-off.
+    """
+    rc = jnp.finfo(G.dtype).eps * G.shape[0] if rcond is None else rcond
+    L = jnp.linalg.cholesky(G)
+
+    def solve(b):
+        u = lax.linalg.triangular_solve(L, b, left_side=True, lower=True)
+        return lax.linalg.triangular_solve(L, u, left_side=True, lower=True, transpose_a=True)
+
+    w = solve(rhs[:, None] if rhs.ndim == 1 else rhs)
+    w = w[:, 0] if rhs.ndim == 1 else w
+    inv_norm = jnp.sqrt(jnp.sum(jnp.square(solve(jnp.eye(G.shape[0], dtype=G.dtype)))))
+    certified = (inv_norm * (100 * rc * jnp.trace(G)) < 1) & jnp.all(jnp.isfinite(w))
+    return w, certified
+
+
+def _gram_solve(G, rhs, *, rcond=None, precision=None):
+    """Minimum-norm solution of G w = rhs for a symmetric PSD G (the eigendecomposition's answer).
+
+    Cholesky when G is certified well away from singular (about 10x cheaper than eigh for small d), the
+    eigendecomposition otherwise. Under ``vmap`` the choice is made once for the whole batch: a select
+    between the two would pay for eigh on every member; only a batch holding an uncertified member runs it.
+    """
+
+    @jax.custom_batching.custom_vmap
+    def solve(G, rhs):
+        w, ok = _cholesky_solve(G, rhs, rcond)
+        return lax.cond(ok, lambda: w, lambda: _eigh_solve(G, rhs, rcond, precision))
+
+    @solve.def_vmap
+    def solve_batched(axis_size, in_batched, G, rhs):
+        G, rhs = (a if batched else jnp.broadcast_to(a, (axis_size, *a.shape))
+                  for a, batched in zip((G, rhs), in_batched))
+        w, ok = jax.vmap(partial(_cholesky_solve, rcond=rcond))(G, rhs)
+
+        def exact():
+            exact_w = jax.vmap(partial(_eigh_solve, rcond=rcond, precision=precision))(G, rhs)
+            return jnp.where(ok.reshape((-1,) + (1,) * (w.ndim - 1)), w, exact_w)
+
+        return lax.cond(jnp.all(ok), lambda: w, exact), True
+
+    # custom_vmap has no reverse-mode rule: differentiate the eigendecomposition form, which has the same value.
+    @jax.custom_jvp
+    def differentiable(G, rhs):
+        return solve(G, rhs)
+
+    @differentiable.defjvp
+    def differentiable_jvp(primals, tangents):
+        _, w_dot = jax.jvp(partial(_eigh_solve, rcond=rcond, precision=precision), primals, tangents)
+        return differentiable(*primals), w_dot
+
+    return differentiable(G, rhs)
 
 
 def _normal_equations(X, y, fit_intercept: bool, *, rcond=None, precision=None):

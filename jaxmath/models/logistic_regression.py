@@ -243,7 +243,8 @@ def _newton(theta, Xa, T, alpha, mask, tol, *, max_iterations, penalty, binary, 
 def _value_and_gradient(theta, X, T, alpha, mask, penalty, binary, precision, fit_intercept):
     """E(θ) and ∂E/∂θ from one pass of logits: z = Xw + b, then 1/N Xᵀ(ŷ − t) (+ α w for L2).
 
-    Binary fits stream X in cache-sized blocks of rows (one trip through memory per call). Works on X itself (no design matrix with a ones column, no transposed copy): r @ X gives Xᵀ r.
+    Binary fits stream X in cache-sized blocks of rows (one trip through memory per call). Works on X itself
+    (no design matrix with a ones column, no transposed copy): r @ X gives Xᵀ r.
     """
     n, d = X.shape
     if binary:
