@@ -56,11 +56,17 @@ def epoch_core(train_step: Callable, batch_size: int, state: TrainState, images,
     # does two rounds to remove the tiny bias of tied bits, which costs compile time and does not matter here).
     order = jnp.argsort(jax.random.bits(shuffle_key, (n,)))[: num_batches * batch_size].reshape(num_batches, batch_size)
     state = state._replace(key=key)
+    # Gather whole rows of a flat (n, d) view, then restore the example shape: XLA's CPU gather of
+    # contiguous rows costs about half as much as gathering (28, 28) slices (~50 us of a ~240 us
+    # 784-16-16-10 step at batch 128); both reshapes are free.
+    rows = images.reshape(n, -1)
+    example_shape = images.shape[1:]
 
     def body(carry, xs):
         current, first_bad = carry
         i, idx = xs
-        candidate, metrics = train_step(current, (images[idx], labels[idx]))
+        batch_images = rows[idx].reshape((idx.shape[0],) + example_shape)
+        candidate, metrics = train_step(current, (batch_images, labels[idx]))
         ok = (first_bad < 0) & jnp.isfinite(metrics["loss"]) & _tree_all_finite(candidate.params)
         current = jax.tree_util.tree_map(lambda new, old: lax.select(ok, new, old), candidate, current)
         first_bad = jnp.where((first_bad < 0) & ~ok, i, first_bad)
