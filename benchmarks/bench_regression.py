@@ -11,7 +11,8 @@
    vs a Python loop of ``sklearn.linear_model.LinearRegression().fit``. Target: ≥ 10× faster.
 
 Compile time is measured apart (``jax.jit(f).lower(*args).compile()``); every timed call ends with
-``block_until_ready``; each side is warmed up, then timed ``--repeats`` times alternately; median and min/max.
+``block_until_ready``; each side is warmed up, then timed ``--repeats`` times alternately, each timed call after a
+0.2 s pause so the previous side's spinning worker threads do not slow it; median and min/max.
 
     python benchmarks/bench_regression.py [--repeats 5] [--n 100000] [--d 100] [--batch 256] [--lstsq]
 """
@@ -31,6 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmath.models import linear_regression, logistic_regression
+
+
+def _settle(seconds=0.2):
+    """Pause before a timed call: the side just timed leaves its worker threads spinning for a while (BLAS
+    after scikit-learn, XLA's pool after jax), which took ~30% off whichever side ran next on 2 cores."""
+    time.sleep(seconds)
 
 
 def _stats(times):
@@ -74,9 +81,11 @@ def bench_logistic(n, d, repeats, solvers=("lbfgs", "newton"), seed=0):
     results = {}
     for _ in range(repeats):
         for solver in solvers:
+            _settle()
             t0 = time.perf_counter()
             results[solver] = jax.block_until_ready(compiled[solver](Xj, tj, alpha, tol))
             times[solver].append(time.perf_counter() - t0)
+        _settle()
         t0 = time.perf_counter()
         sk = LogisticRegression(C=C, solver="lbfgs", max_iter=1000).fit(X, t)
         times["sklearn"].append(time.perf_counter() - t0)
@@ -122,10 +131,12 @@ def bench_batched_linear(batch, rows, features, repeats, solvers=("normal",), se
     # during the run hits both sides alike instead of skewing the ratio.
     sk_times, times, params = [], {solver: [] for solver in solvers}, {}
     for _ in range(repeats):
+        _settle()
         t0 = time.perf_counter()
         models = sk_fit()
         sk_times.append(time.perf_counter() - t0)
         for solver in solvers:
+            _settle()
             t0 = time.perf_counter()
             params[solver] = jax.block_until_ready(compiled[solver](Xj, yj))
             times[solver].append(time.perf_counter() - t0)
