@@ -7,7 +7,7 @@ compiled work starts; a bad value raises :class:`jaxmath.cli.CLIError` (one line
 
 Outputs: a results table on stdout (train/eval accuracy and loss, epoch time, samples/s, device);
 ``--json FILE`` the same as JSON plus the per-epoch history; ``--plot FILE.png`` the learning curves;
-``--save DIR`` the trained params as ``params.npz`` (plain arrays, no pickle) plus ``config.json``;
+``--save DIR`` the trained params as ``params.npz`` (plain arrays, read back with allow_pickle=False) plus ``config.json``;
 ``logo --out FILE.png`` the logo as the trained network draws it.
 """
 
