@@ -130,8 +130,15 @@ def numpy_epoch(params, images, labels, seed):
 
 
 def time_calls(fn, repeats):
+    """Wall time of ``repeats`` calls, each after a 0.2 s pause.
+
+    The pause is for every side alike: the side timed just before leaves worker threads spinning
+    (OpenBLAS after the NumPy epoch, XLA's pool after a jax call), and without it whichever side
+    runs next in the interleaved order pays for the previous one on a 2-core machine.
+    """
     times = []
     for _ in range(repeats):
+        time.sleep(0.2)
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
