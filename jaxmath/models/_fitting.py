@@ -129,6 +129,33 @@ def descent_loop(
     return params, FitInfo(history, i, converged, nonfinite)
 
 
+def gradient_descent(objective: Callable, params: dict, learning_rate, tol, *, num_steps: int, intercept_shape):
+    """Full-batch θ ← θ − η ∇Q(θ) in one ``descent_loop`` (the notes' update rules, shared by every GD fit).
+
+    ``params`` without a "b" entry fit no intercept: ``b`` is held at 0 and added back at the end.
+
+    Args:
+      objective: ``Q(params) -> scalar``, called with full params (``w`` and ``b``).
+      params: initial ``{"w": ..., "b": ...}`` (or without "b").
+      learning_rate: η. tol, num_steps: as for ``descent_loop``.
+      intercept_shape: shape of ``b`` (``y.shape[1:]``).
+    """
+    dtype = params["w"].dtype
+    lr = jnp.asarray(learning_rate, dtype)
+    fit_b = "b" in params
+
+    def with_intercept(p):
+        return p if fit_b else {**p, "b": jnp.zeros(intercept_shape, dtype)}
+
+    def step(p, g, i):
+        return jax.tree_util.tree_map(lambda a, ga: a - lr * ga, p, g)
+
+    params, info = descent_loop(
+        lambda p: objective(with_intercept(p)), step, params, max_iterations=num_steps, tol=tol, dtype=dtype
+    )
+    return with_intercept(params), info
+
+
 def linear(params: dict, X: jax.Array, *, precision=None) -> jax.Array:
     """f(x, Θ) = X w + b for params {"w": (d,) or (d, k), "b": () or (k,)}; returns (n,) or (n, k)."""
     return jnp.dot(X, params["w"], precision=precision) + params["b"]

@@ -234,20 +234,10 @@ def fit_core(params, X, y, learning_rate, tol, *, num_steps: int, precision=None
     dtype = params["w"].dtype
     X = X.astype(dtype)
     y = y.astype(dtype)
-    lr = jnp.asarray(learning_rate, dtype)
-    fit_b = "b" in params
-
-    def objective(p):
-        full = p if fit_b else {**p, "b": jnp.zeros(y.shape[1:], dtype)}
-        return loss(full, X, y, precision=precision)
-
-    def step(p, g, i):
-        return jax.tree_util.tree_map(lambda a, ga: a - lr * ga, p, g)
-
-    params, info = _fitting.descent_loop(objective, step, params, max_iterations=num_steps, tol=tol, dtype=dtype)
-    if not fit_b:
-        params = {**params, "b": jnp.zeros(y.shape[1:], dtype)}
-    return params, info
+    return _fitting.gradient_descent(
+        lambda p: loss(p, X, y, precision=precision), params, learning_rate, tol,
+        num_steps=num_steps, intercept_shape=y.shape[1:],
+    )
 
 
 def fit(X, y, *, learning_rate=0.01, num_steps: int = 1000, tol=0.0, fit_intercept: bool = True, params=None,
