@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmath import _validation as V
-from jaxmath.training.epoch import _check_epoch_args, check_dataset, epoch_core, evaluate_core
-from jaxmath.training.fit import FitResult, _split
+from jaxmath.training.epoch import _check_epoch_args, epoch_core, evaluate_core
+from jaxmath.training.fit import FitResult, _prepare_data
 from jaxmath.training.state import TrainState
 from jaxmath.training.step import make_train_step
 
@@ -159,18 +159,10 @@ def fit_ensemble(
     """
     V.check_integer(epochs, name="epochs", minimum=1)
     V.check_integer(batch_size, name="batch_size", minimum=1)
-    V.check_in_range(validation_split, name="validation_split", low=0.0, high=1.0)
-    if validation_data is not None and validation_split:
-        raise ValueError("give validation_data or validation_split, not both")
-    if num_classes is None:
-        num_classes = getattr(loss_fn, "num_classes", None)
-    check_dataset(images, labels, num_classes=num_classes, name="images")
-    if validation_split:
-        (images, labels), validation_data = _split(images, labels, validation_split)
-    if validation_data is not None:
-        check_dataset(*validation_data, num_classes=num_classes, name="validation images")
-        validation_data = tuple(jax.device_put(a) for a in validation_data)
-    images, labels = jax.device_put(images), jax.device_put(labels)
+    images, labels, validation_data = _prepare_data(
+        images, labels, loss_fn=loss_fn, num_classes=num_classes,
+        validation_data=validation_data, validation_split=validation_split,
+    )
     states = jax.tree_util.tree_map(jnp.copy, states)
     best_params = jax.tree_util.tree_map(jnp.copy, states.params)
     k = states.step.shape[0]

@@ -55,6 +55,36 @@ def _split(images, labels, validation_split):
     return (images[: n - n_val], labels[: n - n_val]), (images[n - n_val :], labels[n - n_val :])
 
 
+def _prepare_data(images, labels, *, loss_fn, num_classes, validation_data, validation_split):
+    """Check the training (and validation) data on the host, split off the validation part, put both on the
+    device once. Shared by ``fit`` and ``fit_ensemble``.
+
+    Returns:
+      ``(images, labels, validation_data or None)``, all device arrays.
+    """
+    V.check_in_range(validation_split, name="validation_split", low=0.0, high=1.0)
+    if validation_data is not None and validation_split:
+        raise ValueError("give validation_data or validation_split, not both")
+    if num_classes is None:
+        num_classes = getattr(loss_fn, "num_classes", None)
+
+    check_dataset(images, labels, num_classes=num_classes, name="images")
+    if validation_split:
+        (images, labels), validation_data = _split(images, labels, validation_split)
+    if validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError("validation_data must be a pair (images, labels)")
+        check_dataset(*validation_data, num_classes=num_classes, name="validation images")
+        if tuple(np.shape(validation_data[0])[1:]) != tuple(np.shape(images)[1:]):
+            raise ValueError(
+                f"validation images must have the training images' shape per example {np.shape(images)[1:]}, "
+                f"got {np.shape(validation_data[0])[1:]}"
+            )
+        # Once on the device, in the data's own dtype; the step scales uint8 pixels itself.
+        validation_data = tuple(jax.device_put(a) for a in validation_data)
+    return jax.device_put(images), jax.device_put(labels), validation_data
+
+
 def fit(
     state: TrainState,
     images: Any,
@@ -114,32 +144,13 @@ def fit(
     V.check_positive(min_delta, name="min_delta", allow_zero=True)
     if tolerance is not None:
         V.check_positive(tolerance, name="tolerance", allow_zero=True)
-    V.check_in_range(validation_split, name="validation_split", low=0.0, high=1.0)
-    if validation_data is not None and validation_split:
-        raise ValueError("give validation_data or validation_split, not both")
-    if num_classes is None:
-        num_classes = getattr(loss_fn, "num_classes", None)
-
-    check_dataset(images, labels, num_classes=num_classes, name="images")
-    if validation_split:
-        (images, labels), validation_data = _split(images, labels, validation_split)
-    if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ValueError("validation_data must be a pair (images, labels)")
-        check_dataset(*validation_data, num_classes=num_classes, name="validation images")
-        if tuple(np.shape(validation_data[0])[1:]) != tuple(np.shape(images)[1:]):
-            raise ValueError(
-                f"validation images must have the training images' shape per example {np.shape(images)[1:]}, "
-                f"got {np.shape(validation_data[0])[1:]}"
-            )
+    images, labels, validation_data = _prepare_data(
+        images, labels, loss_fn=loss_fn, num_classes=num_classes,
+        validation_data=validation_data, validation_split=validation_split,
+    )
     n = np.shape(images)[0]
     if batch_size > n:
         raise ValueError(f"batch_size must be <= the number of training examples {n}, got batch_size={batch_size}")
-
-    # Once on the device, in the data's own dtype; the step scales uint8 pixels itself.
-    images, labels = jax.device_put(images), jax.device_put(labels)
-    if validation_data is not None:
-        validation_data = tuple(jax.device_put(a) for a in validation_data)
     try:
         train_step = _cached_step(loss_fn, optimizer)
     except TypeError:  # unhashable optimizer
