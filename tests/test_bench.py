@@ -60,6 +60,22 @@ def test_measure_interleaved_runs_round_robin():
     assert t["a"].median == 2 and t["b"].median == 20
 
 
+def test_measure_interleaved_pauses_untimed_before_every_timed_call():
+    events = []
+    fns = {"a": lambda: events.append("a") or jnp.zeros(()), "b": lambda: events.append("b") or jnp.ones(())}
+    clock = ScriptedClock(_script_for_measure([1, 10, 2, 20]))
+    t = timing.measure_interleaved(fns, repeats=2, warmup=1, pause=0.5, clock=clock, sleep=events.append)
+    # The warm-up round runs without pauses; each timed call is preceded by one pause, outside its timing.
+    assert events == ["a", "b", 0.5, "a", 0.5, "b", 0.5, "a", 0.5, "b"]
+    assert t["a"].times == (1, 2) and t["b"].times == (10, 20)
+
+
+@pytest.mark.parametrize("pause", [-0.1, float("nan"), float("inf"), "1"])
+def test_measure_interleaved_rejects_bad_pause(pause):
+    with pytest.raises(ValueError, match=r"pause must be .* got"):
+        timing.measure_interleaved({"a": lambda: jnp.zeros(())}, pause=pause)
+
+
 def test_time_jit_separates_lower_and_compile_time_and_traces_once():
     traces = []
 

@@ -18,6 +18,7 @@ drive the arithmetic with a fake clock.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
@@ -107,20 +108,29 @@ def measure_interleaved(
     *,
     repeats: int = 5,
     warmup: int = 1,
+    pause: float = 0.0,
     clock: Clock = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Timing]:
     """Time several zero-argument callables round-robin: repeat r runs each of them once, in order.
 
     On a machine shared with other work, load comes in bursts; interleaving makes a burst hit
     every callable alike, so the ratios between them stay meaningful.
+
+    ``pause`` seconds are slept (untimed) before every timed call. Interleaving NumPy with XLA needs it:
+    OpenBLAS's worker threads keep spinning for a while after a call and would slow whatever runs next.
     """
     _check_repeats(repeats, warmup)
+    if not (isinstance(pause, (int, float)) and math.isfinite(pause) and pause >= 0):
+        raise ValueError(f"pause must be a finite number of seconds >= 0, got {pause!r}")
     for _ in range(warmup):
         for f in fns.values():
             block(f())
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, f in fns.items():
+            if pause:
+                sleep(pause)
             start = clock()
             block(f())
             times[name].append(clock() - start)
