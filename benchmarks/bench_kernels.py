@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxmath.bench.timing import measure_interleaved
+from jaxmath.bench.timing import compile_fn, measure_interleaved
 
 POOL = 8  # distinct operand sets cycled through by the XLA loops
 CALLS = 2000  # products per timed XLA loop
@@ -47,7 +47,7 @@ def _xla_per_call(product, lhs_pool, rhs_pool):
 
         return lax.fori_loop(0, CALLS, body, jnp.zeros_like(product(lhs_pool[0], rhs_pool[0])))
 
-    compiled = jax.jit(loop).lower(lhs_pool, rhs_pool).compile()
+    compiled, _, _ = compile_fn(loop, lhs_pool, rhs_pool)
     return lambda: compiled(lhs_pool, rhs_pool)
 
 
@@ -98,7 +98,7 @@ def bench_kmeans_passes(repeats):
     Xj, Cj, lj = jnp.asarray(X), jnp.asarray(C), jnp.asarray(labels)
 
     def compiled(fn, *args):
-        exe = jax.jit(fn).lower(*args).compile()
+        exe, _, _ = compile_fn(fn, *args)
         return lambda: exe(*args)
 
     from jaxmath.unsupervised import kmeans as K
