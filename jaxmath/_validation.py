@@ -1,10 +1,14 @@
 """Argument checks shared by every jaxmath module.
 
-Every check runs on the host, before any compiled work starts, and raises a
-``ValueError`` (or ``TypeError``) whose message names the argument and the
-offending shape or value. Under ``jit`` the arrays are tracers: value checks
-(finiteness, ranges of array entries) are skipped there because the values are
-not known yet, while shape checks still run because shapes are static.
+Each check raises a ``ValueError`` (or ``TypeError``) whose message names the argument and the offending
+shape or value. Two kinds, used in two places (docs/conventions.md):
+
+- *static* checks (shape, rank, integer options, choices) only read shapes and Python values, so they run at
+  trace time inside jitted public functions and raise before any compiled work, under an outer ``jit`` too;
+- *value* checks (``check_finite``, ``check_labels``) read the data. They belong to host entry points
+  (``fit``, ``run_epoch``, ``evaluate``, the CLI), look at the dtype first (integers are always finite), reduce
+  on the device and bring back one bool; only when that bool says something is wrong do they copy data to
+  the host to say where. On tracers they do nothing: the values are not known yet.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import math
 from typing import Any, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -53,19 +58,35 @@ def check_ndim(x: Any, ndim: int | Sequence[int], *, name: str) -> None:
 
 
 def check_finite(x: Any, *, name: str) -> None:
-    """Raise if a concrete array holds NaN or Inf, naming how many and the first position."""
+    """Raise if a concrete float array holds NaN or Inf, naming how many and the first position.
+
+    Integer and bool arrays are accepted without touching their data. For floats the test is one reduction
+    on the array's own device; the data come to the host only to write the error message.
+    """
     if not is_concrete(x):
         return
-    arr = np.asarray(x)
-    if not np.issubdtype(arr.dtype, np.inexact):
+    dtype = np.result_type(x) if not hasattr(x, "dtype") else x.dtype
+    if not np.issubdtype(dtype, np.inexact):
         return
+    if bool(_all_finite(x)):
+        return
+    arr = np.asarray(x)
     bad = ~np.isfinite(arr.astype(np.float32) if arr.dtype.itemsize < 4 else arr)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
-            f"{name} contains {int(bad.sum())} non-finite value(s) (NaN or Inf); "
-            f"first at index {first} (= {arr[first]!r}) in {name}.shape={arr.shape}"
-        )
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise ValueError(
+        f"{name} contains {int(bad.sum())} non-finite value(s) (NaN or Inf); "
+        f"first at index {first} (= {arr[first]!r}) in {name}.shape={arr.shape}"
+    )
+
+
+@jax.jit
+def _all_finite(x):
+    return jnp.all(jnp.isfinite(x))
+
+
+@jax.jit
+def _min_max(x):
+    return jnp.min(x), jnp.max(x)
 
 
 def check_tree_finite(tree: Any, *, name: str) -> None:
@@ -126,14 +147,30 @@ def check_choice(value: Any, choices: Sequence[Any], *, name: str) -> None:
 
 
 def check_labels(labels: Any, num_classes: int, *, name: str = "labels") -> None:
-    """Integer class labels must lie in [0, num_classes)."""
+    """Integer class labels must lie in [0, num_classes): one min/max reduction on the device."""
     if not is_concrete(labels):
         return
-    arr = np.asarray(labels)
-    if arr.size == 0:
+    dtype = labels.dtype if hasattr(labels, "dtype") else np.result_type(labels)
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_)):
+        raise TypeError(f"{name} must be integer class labels, got {name}.dtype={np.dtype(dtype).name}")
+    if np.size(labels) == 0:
         return
-    lo, hi = arr.min(), arr.max()
+    lo, hi = (int(v) for v in _min_max(labels))
     if lo < 0 or hi >= num_classes:
         raise ValueError(
-            f"{name} must lie in [0, {num_classes}), got values from {lo} to {hi} in {name}.shape={arr.shape}"
+            f"{name} must lie in [0, {num_classes}), got values from {lo} to {hi} in {name}.shape={shape_of(labels)}"
         )
+
+
+def check_key(key: Any, *, name: str = "key") -> None:
+    """A PRNG key: a typed key (``jax.random.key``) or a raw uint32 ``(2,)`` key (``jax.random.PRNGKey``)."""
+    if isinstance(key, jax.core.Tracer) or isinstance(key, jax.Array):
+        dtype = key.dtype
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+            return
+        if dtype == jnp.uint32 and key.shape[-1:] == (2,):
+            return
+    raise TypeError(
+        f"{name} must be a JAX PRNG key such as jax.random.key(0), got {name}={key!r}"
+        + (f" (shape {shape_of(key)}, dtype {key.dtype})" if hasattr(key, "dtype") else "")
+    )

@@ -1,6 +1,9 @@
-"""Models as pure functions over parameter pytrees: ``init``, ``predict``/``apply``, ``loss``, ``fit``."""
+"""Models as pure functions over parameter pytrees: ``init(key, ...)``, ``apply(params, x)``, ``fit``."""
 
-# Neurons and regression (issue 4).
+from jaxmath.models.model import Model as Model
+from jaxmath.models.model import from_config as from_config
+from jaxmath.models.model import register_factory as register_factory
+
 from jaxmath.models import mcculloch_pitts as mcculloch_pitts
 from jaxmath.models import perceptron as perceptron
 from jaxmath.models import sigmoid_neuron as sigmoid_neuron
@@ -9,5 +12,4 @@ from jaxmath.models import ridge as ridge
 from jaxmath.models import lasso as lasso
 from jaxmath.models import logistic_regression as logistic_regression
 
-# The MNIST network (issue 5).
 from jaxmath.models import mlp as mlp

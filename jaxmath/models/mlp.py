@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from jaxmath import _validation as V
 from jaxmath import activations as _activations
 from jaxmath import losses as _losses
+from jaxmath.models.model import Model, register_factory
 
 Params = list  # list[tuple[jax.Array, jax.Array]]
 
@@ -38,7 +39,63 @@ ACTIVATIONS = ("sigmoid", "relu", "leaky_relu", "tanh", "identity")
 OUTPUTS = ("identity", "sigmoid", "softmax")
 LOSSES = ("sum_of_squares", "mse", "softmax_cross_entropy")
 
-__all__ = ["init", "apply", "count_params", "backprop", "SCHEMES", "ACTIVATIONS", "OUTPUTS", "LOSSES"]
+__all__ = ["make", "init", "apply", "count_params", "backprop", "SCHEMES", "ACTIVATIONS", "OUTPUTS", "LOSSES"]
+
+
+def make(
+    sizes: Sequence[int],
+    *,
+    activation: str = "sigmoid",
+    output: str = "identity",
+    scheme: str | None = None,
+    dtype: Any = "float32",
+    precision: Any = None,
+    compute_dtype: Any = None,
+) -> Model:
+    """The MLP with its config: ``Model(init, apply, config)``, so no caller re-supplies the options.
+
+    ``model.init(key)`` is ``init(key, sizes, scheme=scheme, dtype=dtype)`` and ``model.apply(params, x)`` is
+    ``apply(params, x, activation=activation, output=output, precision=precision, compute_dtype=compute_dtype)``.
+
+    Args:
+      sizes: layer widths ``(n_0, ..., n_L)``, e.g. ``(784, 16, 16, 10)``.
+      activation: hidden activation, a name of ``jaxmath.activations.NAMES``.
+      output: "identity" (logits), "sigmoid" or "softmax".
+      scheme: "glorot", "he" or "normal"; None picks "he" for relu-like activations, else "glorot".
+      dtype: float dtype name of the params ("float32", "float64", "bfloat16").
+      precision: matmul precision passed to ``apply`` (None, "default", "high" or "highest").
+      compute_dtype: dtype name the matmul inputs are cast to (e.g. "bfloat16"), or None.
+
+    Returns:
+      ``Model`` whose ``config`` is ``{"name": "mlp", "sizes": [...], "activation": ..., "output": ...,
+      "scheme": ..., "dtype": ..., "precision": ..., "compute_dtype": ...}`` (JSON-serialisable).
+    """
+    sizes = tuple(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must list at least two layer widths (input and output), got sizes={sizes!r}")
+    for i, n in enumerate(sizes):
+        V.check_integer(n, name=f"sizes[{i}]", minimum=1)
+    V.check_choice(activation, ACTIVATIONS, name="activation")
+    V.check_choice(output, OUTPUTS, name="output")
+    if scheme is None:
+        scheme = "he" if activation in ("relu", "leaky_relu") else "glorot"
+    V.check_choice(scheme, SCHEMES, name="scheme")
+    dtype_name = jnp.dtype(dtype).name
+    compute_name = None if compute_dtype is None else jnp.dtype(compute_dtype).name
+    if precision is not None and not isinstance(precision, str):
+        raise TypeError(f"precision must be None or a name ('default', 'high', 'highest'), got {precision!r}")
+    config = {
+        "name": "mlp", "sizes": [int(n) for n in sizes], "activation": activation, "output": output, "scheme": scheme,
+        "dtype": dtype_name, "precision": precision, "compute_dtype": compute_name,
+    }
+
+    def model_init(key):
+        return init(key, sizes, scheme=scheme, dtype=dtype_name)
+
+    def model_apply(params, x):
+        return apply(params, x, activation=activation, output=output, precision=precision, compute_dtype=compute_name)
+
+    return Model(init=model_init, apply=model_apply, config=config)
 
 
 def init(key: jax.Array, sizes: Sequence[int], *, scheme: str = "glorot", dtype: Any = jnp.float32) -> Params:
@@ -273,3 +330,10 @@ def backprop(
         if tuple(jnp.shape(y)) != want:
             raise ValueError(f"y must have shape {want} (examples, outputs), got y.shape={tuple(jnp.shape(y))}")
     return _backprop(params, x, y, activation=activation, output=output, loss=loss, precision=precision)
+
+
+def _make_from_config(**config) -> Model:
+    return make(config.pop("sizes"), **config)
+
+
+register_factory("mlp", _make_from_config)
