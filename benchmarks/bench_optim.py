@@ -84,7 +84,7 @@ def main(argv=None) -> None:
     key_p, key_g = jax.random.split(jax.random.PRNGKey(0))
     params = make_tree(args.params, args.leaves, key_p)
     grads = make_tree(args.params, args.leaves, key_g)
-    opt = optim.adam(LEARNING_RATE, b1=B1, b2=B2, eps=EPS)
+    opt = optim.adam(learning_rate=LEARNING_RATE, b1=B1, b2=B2, eps=EPS)
     state = opt.init(params)
     zeros = [jnp.zeros_like(p) for p in params]
     count = jnp.zeros([], jnp.int32)

@@ -159,7 +159,7 @@ def main(argv=None):
     key = jax.random.PRNGKey(0)
     params0 = mlp.init(key, SIZES, scheme="glorot", dtype=jnp.float32)
     params_np = [(np.asarray(w), np.asarray(b)) for w, b in params0]
-    optimizer = optim.sgd(LEARNING_RATE)
+    optimizer = optim.sgd(learning_rate=LEARNING_RATE)
 
     apply_fn = functools.partial(mlp.apply, activation="sigmoid", output="sigmoid")
     loss_fn = make_classifier_loss(apply_fn, num_classes=10, loss="sum_of_squares")

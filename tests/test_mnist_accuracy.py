@@ -45,7 +45,7 @@ def _train_notes_setup(mnist, sizes, *, seed, epochs):
     loss_fn = training.make_classifier_loss(
         partial(mlp.apply, activation="sigmoid", output="sigmoid"), num_classes=10, loss="sum_of_squares"
     )
-    opt = optim.sgd(1.0)
+    opt = optim.sgd(learning_rate=1.0)
     state = training.TrainState.create(
         mlp.init(jax.random.key(seed), sizes, dtype=jnp.float32), opt, key=jax.random.key(seed + 1)
     )
@@ -82,7 +82,7 @@ def test_mlp_learns_the_batman_logo_to_97_percent():
         lambda p, x: mlp.apply(p, x * scale, activation="relu"), num_classes=2, loss="softmax_cross_entropy"
     )
     epochs, batch_size = 40, 128
-    opt = optim.adam(optim.cosine_decay(2e-2, decay_steps=epochs * (6000 // batch_size)))
+    opt = optim.adam(learning_rate=optim.cosine_decay(init_value=2e-2, decay_steps=epochs * (6000 // batch_size)))
     state = training.TrainState.create(
         mlp.init(jax.random.key(0), (2, 64, 64, 2), scheme="he"), opt, key=jax.random.key(1)
     )

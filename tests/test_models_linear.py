@@ -159,7 +159,7 @@ def test_divergent_learning_rate_stops_and_keeps_last_finite_params():
 def test_minibatch_sgd_with_jaxmath_optimizers(name):
     optim = pytest.importorskip("jaxmath.optim")
     X, y = _data(n=256)
-    opt = optim.sgd(0.05, momentum=0.9) if name == "sgd" else optim.adam(0.05)
+    opt = optim.sgd(learning_rate=0.05, momentum=0.9) if name == "sgd" else optim.adam(learning_rate=0.05)
     params, info = linreg.fit_sgd(jnp.asarray(X), jnp.asarray(y), opt, key=jax.random.PRNGKey(0), batch_size=32,
                                   num_epochs=60)
     assert info.loss_history.shape == (60,)

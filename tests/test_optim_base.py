@@ -8,16 +8,16 @@ import pytest
 from jaxmath import optim
 
 OPTIMIZERS = {
-    "sgd": lambda lr: optim.sgd(lr),
-    "momentum": lambda lr: optim.sgd(lr, momentum=0.9),
-    "nesterov": lambda lr: optim.sgd(lr, momentum=0.9, nesterov=True),
-    "adagrad": lambda lr: optim.adagrad(lr),
-    "rmsprop": lambda lr: optim.rmsprop(lr),
-    "rmsprop_centered": lambda lr: optim.rmsprop(lr, centered=True, momentum=0.5),
-    "adadelta": lambda lr: optim.adadelta(lr),
-    "adam": lambda lr: optim.adam(lr),
-    "amsgrad": lambda lr: optim.adam(lr, amsgrad=True),
-    "adamw": lambda lr: optim.adamw(lr, weight_decay=0.1),
+    "sgd": lambda lr: optim.sgd(learning_rate=lr),
+    "momentum": lambda lr: optim.sgd(learning_rate=lr, momentum=0.9),
+    "nesterov": lambda lr: optim.sgd(learning_rate=lr, momentum=0.9, nesterov=True),
+    "adagrad": lambda lr: optim.adagrad(learning_rate=lr),
+    "rmsprop": lambda lr: optim.rmsprop(learning_rate=lr),
+    "rmsprop_centered": lambda lr: optim.rmsprop(learning_rate=lr, centered=True, momentum=0.5),
+    "adadelta": lambda lr: optim.adadelta(learning_rate=lr),
+    "adam": lambda lr: optim.adam(learning_rate=lr),
+    "amsgrad": lambda lr: optim.adam(learning_rate=lr, amsgrad=True),
+    "adamw": lambda lr: optim.adamw(learning_rate=lr, weight_decay=0.1),
 }
 
 
@@ -81,12 +81,12 @@ def test_grads_with_another_tree_structure_raise_naming_both(name):
 @pytest.mark.parametrize(
     "build, argument",
     [
-        (lambda: optim.sgd(-0.1), "learning_rate"),
-        (lambda: optim.sgd(float("nan")), "learning_rate"),
-        (lambda: optim.adam(float("inf")), "learning_rate"),
-        (lambda: optim.sgd(0.1, momentum=1.0), "momentum"),
-        (lambda: optim.sgd(0.1, momentum=-0.1), "momentum"),
-        (lambda: optim.sgd(0.1, nesterov=True), "nesterov"),
+        (lambda: optim.sgd(learning_rate=-0.1), "learning_rate"),
+        (lambda: optim.sgd(learning_rate=float("nan")), "learning_rate"),
+        (lambda: optim.adam(learning_rate=float("inf")), "learning_rate"),
+        (lambda: optim.sgd(learning_rate=0.1, momentum=1.0), "momentum"),
+        (lambda: optim.sgd(learning_rate=0.1, momentum=-0.1), "momentum"),
+        (lambda: optim.sgd(learning_rate=0.1, nesterov=True), "nesterov"),
         (lambda: optim.adam(b1=1.0), "b1"),
         (lambda: optim.adam(b1=float("nan")), "b1"),
         (lambda: optim.adam(b2=-0.5), "b2"),
@@ -206,7 +206,7 @@ def test_adadelta_matches_numpy_written_here():
         dx = -np.sqrt(edx2 + eps) / np.sqrt(eg2 + eps) * g
         edx2 = rho * edx2 + (1 - rho) * dx**2
         expected = expected + lr * dx
-    opt = optim.adadelta(lr, rho=rho, eps=eps)
+    opt = optim.adadelta(learning_rate=lr, rho=rho, eps=eps)
     params = jnp.asarray(theta, jnp.float64)
     state = opt.init(params)
     for g in grads:
@@ -225,7 +225,7 @@ def test_sgd_momentum_equals_the_notes_velocity_form_for_constant_lr():
     eta, gamma = 0.1, 0.8
     v = np.zeros(3)
     theta = np.ones(3)
-    opt = optim.sgd(eta, momentum=gamma)
+    opt = optim.sgd(learning_rate=eta, momentum=gamma)
     params = jnp.ones(3, jnp.float64)
     state = opt.init(params)
     for g in grads:
@@ -240,7 +240,7 @@ def test_sgd_momentum_equals_the_notes_velocity_form_for_constant_lr():
 def test_learning_rate_may_be_a_traced_argument_of_jit():
     @jax.jit
     def one_step(lr, params, grads):
-        opt = optim.adam(lr)
+        opt = optim.adam(learning_rate=lr)
         updates, _ = opt.update(grads, opt.init(params), params)
         return updates
 
@@ -255,7 +255,7 @@ def test_vmap_over_adam_betas_equals_single_runs():
     grads = jnp.asarray(np.random.default_rng(5).normal(size=(6, 3)), jnp.float64)
 
     def run(b):
-        opt = optim.adam(0.1, b1=b[0], b2=b[1])
+        opt = optim.adam(learning_rate=0.1, b1=b[0], b2=b[1])
         params = jnp.zeros(3, jnp.float64)
 
         def step(carry, g):

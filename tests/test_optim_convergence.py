@@ -37,30 +37,30 @@ def minimize(optimizer, loss, start, num_steps, dtype):
 # name: (optimizer on the ravine, max distance to 0 after 3000 steps,
 #        optimizer on Rosenbrock, max loss after 3000 steps)
 CASES = {
-    "gradient_descent": (lambda: optim.sgd(0.03), 1e-5, lambda: optim.sgd(0.002), 1e-4),
-    "momentum": (lambda: optim.sgd(0.02, momentum=0.9), 1e-8, lambda: optim.sgd(0.001, momentum=0.9), 1e-10),
+    "gradient_descent": (lambda: optim.sgd(learning_rate=0.03), 1e-5, lambda: optim.sgd(learning_rate=0.002), 1e-4),
+    "momentum": (lambda: optim.sgd(learning_rate=0.02, momentum=0.9), 1e-8, lambda: optim.sgd(learning_rate=0.001, momentum=0.9), 1e-10),
     "nesterov": (
-        lambda: optim.sgd(0.02, momentum=0.9, nesterov=True),
+        lambda: optim.sgd(learning_rate=0.02, momentum=0.9, nesterov=True),
         1e-8,
-        lambda: optim.sgd(0.001, momentum=0.9, nesterov=True),
+        lambda: optim.sgd(learning_rate=0.001, momentum=0.9, nesterov=True),
         1e-10,
     ),
     # Adagrad's step dies out on Rosenbrock's long valley: it gets near, not onto, the minimum.
-    "adagrad": (lambda: optim.adagrad(0.5), 1e-8, lambda: optim.adagrad(2.0), 2e-2),
+    "adagrad": (lambda: optim.adagrad(learning_rate=0.5), 1e-8, lambda: optim.adagrad(learning_rate=2.0), 2e-2),
     # Constant-lr RMSprop hovers around the minimum; a cosine schedule lets it settle.
     "rmsprop": (
-        lambda: optim.rmsprop(optim.cosine_decay(0.05, decay_steps=500)),
+        lambda: optim.rmsprop(learning_rate=optim.cosine_decay(init_value=0.05, decay_steps=500)),
         1e-8,
-        lambda: optim.rmsprop(optim.cosine_decay(0.02, decay_steps=3000)),
+        lambda: optim.rmsprop(learning_rate=optim.cosine_decay(init_value=0.02, decay_steps=3000)),
         1e-3,
     ),
     # Adadelta's unit-correcting step is slow: the bar is a 100-fold drop of the loss (12.5 at the start).
-    "adadelta": (lambda: optim.adadelta(1.0, eps=1e-8), 1e-2, lambda: optim.adadelta(1.0, eps=1e-8), 1e-1),
-    "adam": (lambda: optim.adam(0.1), 1e-8, lambda: optim.adam(0.05), 1e-12),
+    "adadelta": (lambda: optim.adadelta(learning_rate=1.0, eps=1e-8), 1e-2, lambda: optim.adadelta(learning_rate=1.0, eps=1e-8), 1e-1),
+    "adam": (lambda: optim.adam(learning_rate=0.1), 1e-8, lambda: optim.adam(learning_rate=0.05), 1e-12),
     "adamw_no_decay": (
-        lambda: optim.adamw(0.1, weight_decay=0.0),
+        lambda: optim.adamw(learning_rate=0.1, weight_decay=0.0),
         1e-8,
-        lambda: optim.adamw(0.05, weight_decay=0.0),
+        lambda: optim.adamw(learning_rate=0.05, weight_decay=0.0),
         1e-12,
     ),
 }
@@ -87,13 +87,13 @@ def test_converges_on_rosenbrock(name):
 
 def test_momentum_beats_plain_gradient_descent_in_the_ravine():
     # The notes' claim: at the same η, momentum gets much further along the flat direction of the ravine.
-    gd, gd_losses, _ = minimize(optim.sgd(0.01), ravine, [2.0, 1.0], 100, jnp.float64)
-    mom, mom_losses, _ = minimize(optim.sgd(0.01, momentum=0.9), ravine, [2.0, 1.0], 100, jnp.float64)
+    gd, gd_losses, _ = minimize(optim.sgd(learning_rate=0.01), ravine, [2.0, 1.0], 100, jnp.float64)
+    mom, mom_losses, _ = minimize(optim.sgd(learning_rate=0.01, momentum=0.9), ravine, [2.0, 1.0], 100, jnp.float64)
     assert mom_losses[-1] < 1e-3 * gd_losses[-1]
 
 
 @pytest.mark.parametrize(
-    "make", [lambda: optim.adam(0.05), lambda: optim.sgd(0.001, momentum=0.9)], ids=["adam", "momentum"]
+    "make", [lambda: optim.adam(learning_rate=0.05), lambda: optim.sgd(learning_rate=0.001, momentum=0.9)], ids=["adam", "momentum"]
 )
 def test_float32_converges_on_rosenbrock(make):
     xy, losses, _ = minimize(make(), rosenbrock, [-1.5, 2.0], 3000, jnp.float32)

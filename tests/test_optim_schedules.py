@@ -43,33 +43,33 @@ def numpy_warmup_cosine(t, init, peak, W, T, end):
 
 
 CASES = {
-    "constant": (lambda: optim.constant(0.3), lambda t: 0.3),
+    "constant": (lambda: optim.constant(value=0.3), lambda t: 0.3),
     "exponential": (
-        lambda: optim.exponential_decay(0.1, transition_steps=7, decay_rate=0.5),
+        lambda: optim.exponential_decay(init_value=0.1, transition_steps=7, decay_rate=0.5),
         lambda t: numpy_exponential(t, 0.1, 7, 0.5),
     ),
     "exponential_staircase": (
-        lambda: optim.exponential_decay(0.1, transition_steps=10, decay_rate=0.3, staircase=True),
+        lambda: optim.exponential_decay(init_value=0.1, transition_steps=10, decay_rate=0.3, staircase=True),
         lambda t: numpy_exponential(t, 0.1, 10, 0.3, staircase=True),
     ),
     "exponential_begin_end": (
-        lambda: optim.exponential_decay(1.0, transition_steps=5, decay_rate=0.7, transition_begin=10, end_value=0.2),
+        lambda: optim.exponential_decay(init_value=1.0, transition_steps=5, decay_rate=0.7, transition_begin=10, end_value=0.2),
         lambda t: numpy_exponential(t, 1.0, 5, 0.7, begin=10, end=0.2),
     ),
     "exponential_growth_capped": (
-        lambda: optim.exponential_decay(0.01, transition_steps=4, decay_rate=1.5, end_value=0.1),
+        lambda: optim.exponential_decay(init_value=0.01, transition_steps=4, decay_rate=1.5, end_value=0.1),
         lambda t: numpy_exponential(t, 0.01, 4, 1.5, end=0.1),
     ),
     "piecewise": (
-        lambda: optim.piecewise_constant(0.1, boundaries_and_scales={20: 0.1, 40: 0.5}),
+        lambda: optim.piecewise_constant(init_value=0.1, boundaries_and_scales={20: 0.1, 40: 0.5}),
         lambda t: numpy_piecewise(t, 0.1, {20: 0.1, 40: 0.5}),
     ),
     "cosine": (
-        lambda: optim.cosine_decay(0.5, decay_steps=40, alpha=0.1),
+        lambda: optim.cosine_decay(init_value=0.5, decay_steps=40, alpha=0.1),
         lambda t: numpy_cosine(t, 0.5, 40, 0.1),
     ),
     "warmup_cosine": (
-        lambda: optim.warmup_cosine_decay(0.0, peak_value=1.0, warmup_steps=10, decay_steps=50, end_value=0.05),
+        lambda: optim.warmup_cosine_decay(init_value=0.0, peak_value=1.0, warmup_steps=10, decay_steps=50, end_value=0.05),
         lambda t: numpy_warmup_cosine(t, 0.0, 1.0, 10, 50, 0.05),
     ),
 }
@@ -88,17 +88,17 @@ def test_schedule_matches_numpy(name):
 
 
 def test_hand_values_from_the_definitions():
-    step = optim.piecewise_constant(0.1, boundaries_and_scales={100: 0.1, 200: 0.1})
+    step = optim.piecewise_constant(init_value=0.1, boundaries_and_scales={100: 0.1, 200: 0.1})
     np.testing.assert_allclose([float(step(t)) for t in (0, 99, 100, 199, 200)], [0.1, 0.1, 0.01, 0.01, 0.001])
-    cos = optim.cosine_decay(2.0, decay_steps=10)
+    cos = optim.cosine_decay(init_value=2.0, decay_steps=10)
     np.testing.assert_allclose([float(cos(t)) for t in (0, 5, 10, 20)], [2.0, 1.0, 0.0, 0.0], atol=1e-12)
-    warm = optim.warmup_cosine_decay(0.0, peak_value=1.0, warmup_steps=4, decay_steps=8)
+    warm = optim.warmup_cosine_decay(init_value=0.0, peak_value=1.0, warmup_steps=4, decay_steps=8)
     np.testing.assert_allclose([float(warm(t)) for t in (0, 2, 4, 6, 8)], [0.0, 0.5, 1.0, 0.5, 0.0], atol=1e-12)
 
 
 def test_optimizer_uses_schedule_of_count_and_exposes_it_in_state():
-    schedule = optim.exponential_decay(0.5, transition_steps=1, decay_rate=0.5)
-    opt = optim.sgd(schedule)
+    schedule = optim.exponential_decay(init_value=0.5, transition_steps=1, decay_rate=0.5)
+    opt = optim.sgd(learning_rate=schedule)
     params = {"w": jnp.asarray([1.0, -2.0], jnp.float64)}
     grads = {"w": jnp.asarray([1.0, 1.0], jnp.float64)}
     state = opt.init(params)
@@ -117,15 +117,15 @@ def test_optimizer_uses_schedule_of_count_and_exposes_it_in_state():
 @pytest.mark.parametrize(
     "build, argument",
     [
-        (lambda: optim.constant(-1.0), "value"),
-        (lambda: optim.exponential_decay(0.1, transition_steps=0, decay_rate=0.5), "transition_steps"),
-        (lambda: optim.exponential_decay(0.1, transition_steps=5, decay_rate=-0.5), "decay_rate"),
-        (lambda: optim.exponential_decay(float("nan"), transition_steps=5, decay_rate=0.5), "init_value"),
-        (lambda: optim.piecewise_constant(0.1, boundaries_and_scales={-3: 0.1}), "boundaries_and_scales"),
-        (lambda: optim.piecewise_constant(0.1, boundaries_and_scales={3: -0.1}), "boundaries_and_scales[3]"),
-        (lambda: optim.cosine_decay(0.1, decay_steps=10, alpha=1.5), "alpha"),
-        (lambda: optim.warmup_cosine_decay(0.0, peak_value=1.0, warmup_steps=10, decay_steps=10), "decay_steps"),
-        (lambda: optim.warmup_cosine_decay(0.0, peak_value=float("inf"), warmup_steps=1, decay_steps=10), "peak_value"),
+        (lambda: optim.constant(value=-1.0), "value"),
+        (lambda: optim.exponential_decay(init_value=0.1, transition_steps=0, decay_rate=0.5), "transition_steps"),
+        (lambda: optim.exponential_decay(init_value=0.1, transition_steps=5, decay_rate=-0.5), "decay_rate"),
+        (lambda: optim.exponential_decay(init_value=float("nan"), transition_steps=5, decay_rate=0.5), "init_value"),
+        (lambda: optim.piecewise_constant(init_value=0.1, boundaries_and_scales={-3: 0.1}), "boundaries_and_scales"),
+        (lambda: optim.piecewise_constant(init_value=0.1, boundaries_and_scales={3: -0.1}), "boundaries_and_scales[3]"),
+        (lambda: optim.cosine_decay(init_value=0.1, decay_steps=10, alpha=1.5), "alpha"),
+        (lambda: optim.warmup_cosine_decay(init_value=0.0, peak_value=1.0, warmup_steps=10, decay_steps=10), "decay_steps"),
+        (lambda: optim.warmup_cosine_decay(init_value=0.0, peak_value=float("inf"), warmup_steps=1, decay_steps=10), "peak_value"),
     ],
 )
 def test_bad_schedule_arguments_raise_naming_the_argument(build, argument):

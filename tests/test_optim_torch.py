@@ -54,49 +54,49 @@ def run_torch(make_optimizer, params, grads):
 
 
 CASES = {
-    "sgd": (lambda: optim.sgd(0.05), lambda ps: torch.optim.SGD(ps, lr=0.05)),
+    "sgd": (lambda: optim.sgd(learning_rate=0.05), lambda ps: torch.optim.SGD(ps, lr=0.05)),
     "sgd_momentum": (
-        lambda: optim.sgd(0.05, momentum=0.9),
+        lambda: optim.sgd(learning_rate=0.05, momentum=0.9),
         lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9),
     ),
     "sgd_nesterov": (
-        lambda: optim.sgd(0.05, momentum=0.9, nesterov=True),
+        lambda: optim.sgd(learning_rate=0.05, momentum=0.9, nesterov=True),
         lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
     ),
-    "adagrad": (lambda: optim.adagrad(0.1), lambda ps: torch.optim.Adagrad(ps, lr=0.1)),
+    "adagrad": (lambda: optim.adagrad(learning_rate=0.1), lambda ps: torch.optim.Adagrad(ps, lr=0.1)),
     "adagrad_initial_accumulator": (
-        lambda: optim.adagrad(0.1, initial_accumulator_value=0.1, eps=1e-6),
+        lambda: optim.adagrad(learning_rate=0.1, initial_accumulator_value=0.1, eps=1e-6),
         lambda ps: torch.optim.Adagrad(ps, lr=0.1, initial_accumulator_value=0.1, eps=1e-6),
     ),
-    "rmsprop": (lambda: optim.rmsprop(0.01), lambda ps: torch.optim.RMSprop(ps, lr=0.01)),
+    "rmsprop": (lambda: optim.rmsprop(learning_rate=0.01), lambda ps: torch.optim.RMSprop(ps, lr=0.01)),
     "rmsprop_centered": (
-        lambda: optim.rmsprop(0.01, decay=0.9, centered=True),
+        lambda: optim.rmsprop(learning_rate=0.01, decay=0.9, centered=True),
         lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.9, centered=True),
     ),
     "rmsprop_centered_momentum": (
-        lambda: optim.rmsprop(0.01, decay=0.95, eps=1e-6, momentum=0.9, centered=True),
+        lambda: optim.rmsprop(learning_rate=0.01, decay=0.95, eps=1e-6, momentum=0.9, centered=True),
         lambda ps: torch.optim.RMSprop(ps, lr=0.01, alpha=0.95, eps=1e-6, momentum=0.9, centered=True),
     ),
     "rmsprop_momentum": (
-        lambda: optim.rmsprop(0.01, momentum=0.5),
+        lambda: optim.rmsprop(learning_rate=0.01, momentum=0.5),
         lambda ps: torch.optim.RMSprop(ps, lr=0.01, momentum=0.5),
     ),
     "adadelta": (lambda: optim.adadelta(), lambda ps: torch.optim.Adadelta(ps)),
     "adadelta_lr": (
-        lambda: optim.adadelta(0.5, rho=0.95, eps=1e-5),
+        lambda: optim.adadelta(learning_rate=0.5, rho=0.95, eps=1e-5),
         lambda ps: torch.optim.Adadelta(ps, lr=0.5, rho=0.95, eps=1e-5),
     ),
-    "adam": (lambda: optim.adam(0.01), lambda ps: torch.optim.Adam(ps, lr=0.01)),
+    "adam": (lambda: optim.adam(learning_rate=0.01), lambda ps: torch.optim.Adam(ps, lr=0.01)),
     "adam_amsgrad": (
-        lambda: optim.adam(0.01, b1=0.8, b2=0.99, amsgrad=True),
+        lambda: optim.adam(learning_rate=0.01, b1=0.8, b2=0.99, amsgrad=True),
         lambda ps: torch.optim.Adam(ps, lr=0.01, betas=(0.8, 0.99), amsgrad=True),
     ),
     "adamw": (
-        lambda: optim.adamw(0.01, weight_decay=0.1),
+        lambda: optim.adamw(learning_rate=0.01, weight_decay=0.1),
         lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1),
     ),
     "adamw_amsgrad": (
-        lambda: optim.adamw(0.01, weight_decay=0.05, amsgrad=True),
+        lambda: optim.adamw(learning_rate=0.01, weight_decay=0.05, amsgrad=True),
         lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.05, amsgrad=True),
     ),
 }

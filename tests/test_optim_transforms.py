@@ -66,7 +66,7 @@ def test_chain_of_decay_and_sgd_equals_torch_sgd_with_weight_decay():
         "w": jnp.asarray(rng.normal(size=(3, 2)), jnp.float64),
         "b": jnp.asarray(rng.normal(size=(2,)), jnp.float64),
     }
-    opt = optim.chain(optim.add_decayed_weights(weight_decay=0.1), optim.sgd(0.05, momentum=0.9))
+    opt = optim.chain(optim.add_decayed_weights(weight_decay=0.1), optim.sgd(learning_rate=0.05, momentum=0.9))
     leaves, treedef = jax.tree_util.tree_flatten(params)
     tensors = [torch.tensor(np.asarray(x), requires_grad=True) for x in leaves]
     reference = torch.optim.SGD(tensors, lr=0.05, momentum=0.9, weight_decay=0.1)
@@ -103,7 +103,7 @@ def test_multi_transform_routes_groups_and_freezes():
     }
     labels = {"body": {"w": "adam"}, "head": ["fast"], "embed": "frozen"}
     opt = optim.multi_transform(
-        {"adam": optim.adam(0.1), "fast": optim.sgd(1.0), "frozen": optim.set_to_zero()}, labels
+        {"adam": optim.adam(learning_rate=0.1), "fast": optim.sgd(learning_rate=1.0), "frozen": optim.set_to_zero()}, labels
     )
     state = opt.init(params)
     # Each group's optimizer holds moments only for its own leaves.
@@ -117,7 +117,7 @@ def test_multi_transform_routes_groups_and_freezes():
     np.testing.assert_array_equal(updates["embed"], [0.0, 0.0, 0.0])
     assert int(state.inner_states["adam"].count) == 1
     # Labels may also come from a function of the params.
-    by_fn = optim.multi_transform({"a": optim.sgd(1.0), "z": optim.set_to_zero()}, lambda p: {"x": "a", "y": "z"})
+    by_fn = optim.multi_transform({"a": optim.sgd(learning_rate=1.0), "z": optim.set_to_zero()}, lambda p: {"x": "a", "y": "z"})
     p2 = {"x": jnp.asarray(1.0, jnp.float32), "y": jnp.asarray(1.0, jnp.float32)}
     u2, _ = by_fn.update(p2, by_fn.init(p2), p2)
     assert float(u2["x"]) == -1.0 and float(u2["y"]) == 0.0
@@ -125,17 +125,17 @@ def test_multi_transform_routes_groups_and_freezes():
 
 def test_multi_transform_bad_labels_name_the_leaf():
     params = {"w": jnp.zeros(2, jnp.float32), "b": jnp.zeros(1, jnp.float32)}
-    opt = optim.multi_transform({"a": optim.sgd(0.1)}, {"w": "a", "b": "typo"})
+    opt = optim.multi_transform({"a": optim.sgd(learning_rate=0.1)}, {"w": "a", "b": "typo"})
     with pytest.raises(ValueError, match=r"param_labels\['b'\] = 'typo'"):
         opt.init(params)
-    wrong = optim.multi_transform({"a": optim.sgd(0.1)}, {"w": "a"})
+    wrong = optim.multi_transform({"a": optim.sgd(learning_rate=0.1)}, {"w": "a"})
     with pytest.raises(ValueError, match="param_labels and params must have the same tree structure"):
         wrong.init(params)
 
 
 @pytest.mark.parametrize("inner", ["sgd", "adam"])
 def test_accumulate_equals_one_step_on_the_mean_gradient(inner):
-    make = {"sgd": lambda: optim.sgd(0.1, momentum=0.9), "adam": lambda: optim.adam(0.1)}[inner]
+    make = {"sgd": lambda: optim.sgd(learning_rate=0.1, momentum=0.9), "adam": lambda: optim.adam(learning_rate=0.1)}[inner]
     k = 3
     rng = np.random.default_rng(1)
     params = {
@@ -146,7 +146,7 @@ def test_accumulate_equals_one_step_on_the_mean_gradient(inner):
         jax.tree_util.tree_map(lambda x: jnp.asarray(rng.normal(size=x.shape), jnp.float64), params)
         for _ in range(2 * k)
     ]
-    acc = optim.accumulate(make(), k)
+    acc = optim.accumulate(make(), k=k)
     state = acc.init(params)
     update = jax.jit(acc.update)
     p_acc = params
@@ -172,11 +172,11 @@ def test_accumulate_equals_one_step_on_the_mean_gradient(inner):
 
 def test_accumulate_rejects_bad_k():
     with pytest.raises(ValueError, match="k must be >= 1"):
-        optim.accumulate(optim.sgd(0.1), 0)
+        optim.accumulate(optim.sgd(learning_rate=0.1), k=0)
 
 
 def test_skip_nonfinite_leaves_params_and_state_unchanged_and_counts():
-    opt = optim.skip_nonfinite(optim.adam(0.1))
+    opt = optim.skip_nonfinite(optim.adam(learning_rate=0.1))
     params = {"w": jnp.asarray([1.0, 2.0], jnp.float32)}
     state = opt.init(params)
     update = jax.jit(opt.update)
@@ -199,7 +199,7 @@ def test_skip_nonfinite_leaves_params_and_state_unchanged_and_counts():
 
 
 def test_chain_of_clip_and_scale_by_hand():
-    opt = optim.chain(optim.clip_by_value(clip_value=1.0), optim.scale(-0.1))
+    opt = optim.chain(optim.clip_by_value(clip_value=1.0), optim.scale(step_size=-0.1))
     grads = {"w": jnp.asarray([0.5, -3.0, 2.0], jnp.float32)}
     updates, state = opt.update(grads, opt.init(grads))
     assert updates["w"].dtype == jnp.float32 and updates["w"].shape == (3,)
@@ -208,4 +208,4 @@ def test_chain_of_clip_and_scale_by_hand():
     with pytest.raises(ValueError, match="no learning_rate field"):
         optim.current_learning_rate(state)
     with pytest.raises(TypeError, match="chain argument 1 must be an Optimizer"):
-        optim.chain(optim.scale(1.0), lambda g: g)
+        optim.chain(optim.scale(step_size=1.0), lambda g: g)

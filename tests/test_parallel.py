@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(
     images = rng.integers(0, 256, size=(20 * 64, 7, 7), dtype=np.uint8)
     labels = rng.integers(0, 10, size=(20 * 64,), dtype=np.uint8)
     loss_fn = training.make_classifier_loss(partial(mlp.apply, activation="tanh"), num_classes=10)
-    optimizer = optim.adam(1e-2)
+    optimizer = optim.adam(learning_rate=1e-2)
 
     def fresh_state():
         params = mlp.init(jax.random.PRNGKey(0), (49, 32, 10))

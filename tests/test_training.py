@@ -55,7 +55,7 @@ def _tree_close(a, b, tol):
 
 def test_train_state_is_a_pytree_and_create_starts_at_step_zero():
     params = _params()
-    state = training.TrainState.create(params, optim.sgd(0.1, momentum=0.9), key=jax.random.PRNGKey(0))
+    state = training.TrainState.create(params, optim.sgd(learning_rate=0.1, momentum=0.9), key=jax.random.PRNGKey(0))
     assert int(state.step) == 0 and state.step.dtype == jnp.int32
     leaves = jax.tree_util.tree_leaves(state)
     # params (4) + momentum buffer (4) + sgd count/lr leaves + step + key
@@ -79,8 +79,8 @@ def test_make_train_step_is_plain_sgd_on_the_loss():
     images, labels = _data(16)
     batch = (jnp.asarray(images), jnp.asarray(labels))
     params = _params(dtype=jnp.float64)
-    state = training.TrainState.create(params, optim.sgd(0.5), key=jax.random.PRNGKey(0))
-    step = training.make_train_step(LOSS_FN, optim.sgd(0.5), jit=False)
+    state = training.TrainState.create(params, optim.sgd(learning_rate=0.5), key=jax.random.PRNGKey(0))
+    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.5), jit=False)
     new_state, metrics = jax.jit(step)(state, batch)  # the pure step, under the caller's own jit
     grads = jax.grad(lambda p: LOSS_FN(p, batch)[0])(params)
     want = jax.tree_util.tree_map(lambda p, g: p - 0.5 * g, params, grads)
@@ -99,7 +99,7 @@ def test_jitted_step_traces_once_and_donates_state():
         traces.append(1)
         return LOSS_FN(params, batch)
 
-    opt = optim.sgd(0.5)
+    opt = optim.sgd(learning_rate=0.5)
     step = training.make_train_step(counted_loss, opt)  # jit=True, donate=True
     params = _params()
     state = training.TrainState.create(params, opt, key=jax.random.PRNGKey(0))
@@ -125,7 +125,7 @@ def test_step_with_bfloat16_compute_keeps_float32_params_finite():
     loss_fn = training.make_classifier_loss(
         partial(mlp.apply, activation="relu", compute_dtype=jnp.bfloat16), num_classes=4
     )
-    opt = optim.adam(1e-2)
+    opt = optim.adam(learning_rate=1e-2)
     state = training.TrainState.create(_params(), opt, key=jax.random.PRNGKey(0))
     step = training.make_train_step(loss_fn, opt)
     for _ in range(5):
@@ -139,7 +139,7 @@ def test_step_with_bfloat16_compute_keeps_float32_params_finite():
 
 def test_run_epoch_equals_a_python_loop_over_the_same_shuffled_batches():
     images, labels = _data(42)
-    opt = optim.sgd(0.3, momentum=0.9)
+    opt = optim.sgd(learning_rate=0.3, momentum=0.9)
     state = training.TrainState.create(_params(dtype=jnp.float64), opt, key=jax.random.PRNGKey(7))
     step = training.make_train_step(LOSS_FN, opt, donate=False)
     # Replay: the same key split and permutation, then a plain Python loop of steps.
@@ -167,7 +167,7 @@ def test_run_epoch_equals_a_python_loop_over_the_same_shuffled_batches():
 
 def test_run_epoch_learns_and_keeps_uint8_data():
     images, labels = _data(64)
-    opt = optim.sgd(2.0)
+    opt = optim.sgd(learning_rate=2.0)
     state = training.TrainState.create(_params(), opt, key=jax.random.PRNGKey(1))
     step = training.make_train_step(LOSS_FN, opt)
     x, y = jax.device_put(images), jax.device_put(labels)
@@ -189,7 +189,7 @@ def test_run_epoch_is_one_scan_traced_once():
         traces.append(1)
         return LOSS_FN(params, batch)
 
-    opt = optim.sgd(0.5)
+    opt = optim.sgd(learning_rate=0.5)
     step = training.make_train_step(counted_loss, opt, jit=False)
     state = training.TrainState.create(_params(), opt, key=jax.random.PRNGKey(0))
     jaxpr = jax.make_jaxpr(partial(training.epoch_core, step, 8))(state, x, y)
@@ -234,7 +234,7 @@ def _exploding_setup(n=8):
 def test_run_epoch_stops_at_the_first_nonfinite_step_and_keeps_the_last_finite_state():
     images, labels, loss_fn, bad_step, last_w = _exploding_setup(n=32)
     assert 0 < bad_step < 32
-    opt = optim.sgd(100.0)
+    opt = optim.sgd(learning_rate=100.0)
     state = training.TrainState.create({"w": jnp.ones((), jnp.float32)}, opt, key=jax.random.PRNGKey(0))
     step = training.make_train_step(loss_fn, opt, jit=False)
     state, metrics = training.run_epoch(state, jnp.asarray(images), jnp.asarray(labels), train_step=step, batch_size=1)
@@ -248,8 +248,8 @@ def test_run_epoch_stops_at_the_first_nonfinite_step_and_keeps_the_last_finite_s
 
 def test_run_epoch_rejects_bad_arguments():
     images, labels = _data(10)
-    step = training.make_train_step(LOSS_FN, optim.sgd(0.1))
-    state = training.TrainState.create(_params(), optim.sgd(0.1), key=jax.random.PRNGKey(0))
+    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.1))
+    state = training.TrainState.create(_params(), optim.sgd(learning_rate=0.1), key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match=r"images and labels must have the same number of rows.*\(10, 4, 4\).*\(9,\)"):
         training.run_epoch(state, images, labels[:9], train_step=step, batch_size=2)
     with pytest.raises(ValueError, match="batch_size must be <= the number of examples 10"):
@@ -263,7 +263,7 @@ def test_run_epoch_rejects_bad_arguments():
 
 def test_fit_history_best_params_and_validation():
     images, labels = _data(80)
-    opt = optim.sgd(2.0)
+    opt = optim.sgd(learning_rate=2.0)
     state = training.TrainState.create(_params(), opt, key=jax.random.PRNGKey(3))
     result = training.fit(
         state, images, labels, loss_fn=LOSS_FN, optimizer=opt, epochs=6, batch_size=8,
@@ -286,7 +286,7 @@ def test_fit_history_best_params_and_validation():
 
 def test_fit_early_stopping_by_the_notes_criterion_and_by_patience():
     images, labels = _data(32)
-    frozen = optim.sgd(0.0)  # the loss never changes: L_{t-1} - L_t = 0
+    frozen = optim.sgd(learning_rate=0.0)  # the loss never changes: L_{t-1} - L_t = 0
     state = training.TrainState.create(_params(), frozen, key=jax.random.PRNGKey(0))
     kw = dict(loss_fn=LOSS_FN, optimizer=frozen, epochs=20, batch_size=8, progress=False)
     by_tolerance = training.fit(state, images, labels, tolerance=1e-6, **kw)
@@ -295,7 +295,7 @@ def test_fit_early_stopping_by_the_notes_criterion_and_by_patience():
     assert by_patience.stop_reason == "patience" and by_patience.history["train_loss"].shape == (4,)
     assert by_patience.best_epoch == 1
 
-    learning = optim.sgd(2.0)
+    learning = optim.sgd(learning_rate=2.0)
     state = training.TrainState.create(_params(), learning, key=jax.random.PRNGKey(0))
     run = training.fit(state, images, labels, loss_fn=LOSS_FN, optimizer=learning, epochs=8, batch_size=8,
                        tolerance=1e-9, progress=False)
@@ -305,7 +305,7 @@ def test_fit_early_stopping_by_the_notes_criterion_and_by_patience():
 
 def test_fit_nonfinite_loss_warns_with_epoch_and_step_and_returns_last_finite_params():
     images, labels, loss_fn, bad_step, last_w = _exploding_setup(n=8)
-    opt = optim.sgd(100.0)
+    opt = optim.sgd(learning_rate=100.0)
     state = training.TrainState.create({"w": jnp.ones((), jnp.float32)}, opt, key=jax.random.PRNGKey(0))
     epoch, step_in_epoch = bad_step // 8 + 1, bad_step % 8 + 1
     with pytest.warns(RuntimeWarning, match=rf"non-finite loss at epoch {epoch}, step {step_in_epoch} of 8"):
@@ -319,7 +319,7 @@ def test_fit_nonfinite_loss_warns_with_epoch_and_step_and_returns_last_finite_pa
 
 def test_fit_rejects_bad_data_before_training():
     images, labels = _data(20)
-    opt = optim.sgd(0.1)
+    opt = optim.sgd(learning_rate=0.1)
     state = training.TrainState.create(_params(), opt, key=jax.random.PRNGKey(0))
     kw = dict(loss_fn=LOSS_FN, optimizer=opt, epochs=1, batch_size=4, progress=False)
     bad = labels.copy()
@@ -358,7 +358,7 @@ def test_ensemble_over_seeds_and_learning_rates_equals_separate_runs():
     )
     assert metrics["loss"].shape == (2, 4) and metrics["first_nonfinite_step"].shape == (2,)
     for i, lr in enumerate([0.1, 1.0]):
-        step = training.make_train_step(LOSS_FN, optim.sgd(lr), jit=False)
+        step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=lr), jit=False)
         want, m = training.run_epoch(members[i], x, y, train_step=step, batch_size=6)
         _tree_close(jax.tree_util.tree_map(lambda leaf: leaf[i], got.params), want.params, 1e-10)
         np.testing.assert_allclose(np.asarray(metrics["loss"][i]), np.asarray(m["loss"]), rtol=1e-10)
@@ -419,7 +419,7 @@ def test_training_steps_replayed_in_torch():
     loss_fn = training.make_classifier_loss(
         partial(mlp.apply, activation="sigmoid", output="sigmoid"), num_classes=10, loss="sum_of_squares"
     )
-    opt = optim.sgd(0.5, momentum=0.9)
+    opt = optim.sgd(learning_rate=0.5, momentum=0.9)
     state = training.TrainState.create(params, opt, key=jax.random.PRNGKey(0))
     step = training.make_train_step(loss_fn, opt)
     ours = []

@@ -32,14 +32,14 @@ LOSSES = {"mse": "sum_of_squares", "ce": "softmax_cross_entropy"}
 ACTIVATIONS = ("sigmoid", "relu", "leaky_relu", "tanh", "identity")
 # name -> (factory(learning_rate), default learning rate for loss "mse", for loss "ce")
 OPTIMIZERS: dict[str, tuple[Callable[[Any, float], Any], float, float]] = {
-    "sgd": (lambda optim, lr: optim.sgd(lr), 1.0, 0.1),
-    "momentum": (lambda optim, lr: optim.sgd(lr, momentum=0.9), 0.1, 0.01),
-    "nesterov": (lambda optim, lr: optim.sgd(lr, momentum=0.9, nesterov=True), 0.1, 0.01),
-    "adam": (lambda optim, lr: optim.adam(lr), 1e-3, 1e-3),
-    "adamw": (lambda optim, lr: optim.adamw(lr), 1e-3, 1e-3),
-    "adagrad": (lambda optim, lr: optim.adagrad(lr), 0.05, 0.05),
-    "rmsprop": (lambda optim, lr: optim.rmsprop(lr), 1e-3, 1e-3),
-    "adadelta": (lambda optim, lr: optim.adadelta(lr), 1.0, 1.0),
+    "sgd": (lambda optim, lr: optim.sgd(learning_rate=lr), 1.0, 0.1),
+    "momentum": (lambda optim, lr: optim.sgd(learning_rate=lr, momentum=0.9), 0.1, 0.01),
+    "nesterov": (lambda optim, lr: optim.sgd(learning_rate=lr, momentum=0.9, nesterov=True), 0.1, 0.01),
+    "adam": (lambda optim, lr: optim.adam(learning_rate=lr), 1e-3, 1e-3),
+    "adamw": (lambda optim, lr: optim.adamw(learning_rate=lr), 1e-3, 1e-3),
+    "adagrad": (lambda optim, lr: optim.adagrad(learning_rate=lr), 0.05, 0.05),
+    "rmsprop": (lambda optim, lr: optim.rmsprop(learning_rate=lr), 1e-3, 1e-3),
+    "adadelta": (lambda optim, lr: optim.adadelta(learning_rate=lr), 1.0, 1.0),
 }
 LOGO_SCALE = (8.0, 4.0)  # the logo's box [-8, 8] x [-4, 4] mapped onto [-1, 1]^2 before the network
 

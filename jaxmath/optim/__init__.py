@@ -1,6 +1,6 @@
 """Hand-written optimizers as pure state transforms (optax's contract, no optax).
 
-``opt = adam(1e-3); state = opt.init(params); updates, state = opt.update(grads, state, params);
+``opt = adam(learning_rate=1e-3); state = opt.init(params); updates, state = opt.update(grads, state, params);
 params = apply_updates(params, updates)``.
 """
 

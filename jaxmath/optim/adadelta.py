@@ -26,7 +26,7 @@ class AdadeltaState(NamedTuple):
     mean_square_delta: Any
 
 
-def adadelta(learning_rate: base.ScalarOrSchedule = 1.0, *, rho: float = 0.9, eps: float = 1e-6) -> base.Optimizer:
+def adadelta(*, learning_rate: base.ScalarOrSchedule = 1.0, rho: float = 0.9, eps: float = 1e-6) -> base.Optimizer:
     r"""Adadelta (Zeiler, 2012).
 
     ::

@@ -26,8 +26,8 @@ class AdagradState(NamedTuple):
 
 
 def adagrad(
-    learning_rate: base.ScalarOrSchedule = 1e-2,
     *,
+    learning_rate: base.ScalarOrSchedule = 1e-2,
     initial_accumulator_value: float = 0.0,
     eps: float = 1e-10,
 ) -> base.Optimizer:

@@ -30,8 +30,8 @@ class AdamState(NamedTuple):
 
 
 def adam(
-    learning_rate: base.ScalarOrSchedule = 1e-3,
     *,
+    learning_rate: base.ScalarOrSchedule = 1e-3,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
@@ -71,8 +71,8 @@ def adam(
 
 
 def adamw(
-    learning_rate: base.ScalarOrSchedule = 1e-3,
     *,
+    learning_rate: base.ScalarOrSchedule = 1e-3,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
@@ -87,7 +87,7 @@ def adamw(
         θ_t = θ_{t−1} − η (m̂_t / (√(v̂_t + ε_root) + ε) + λ θ_{t−1})
 
     with m̂_t, v̂_t as in :func:`adam`. The decay λθ is not fed through the moments (that would be Adam
-    with an L2 penalty, ``chain(add_decayed_weights(...), adam(...))``). As ``torch.optim.AdamW``, λ is
+    with an L2 penalty, ``chain(add_decayed_weights(...), adam(learning_rate=...))``). As ``torch.optim.AdamW``, λ is
     multiplied by η (optax's ``adamw`` does the same).
 
     Symbols → arguments: λ = ``weight_decay`` (≥ 0), the rest as in :func:`adam`. ``update`` needs ``params``.

@@ -30,8 +30,8 @@ class RMSpropState(NamedTuple):
 
 
 def rmsprop(
-    learning_rate: base.ScalarOrSchedule = 1e-2,
     *,
+    learning_rate: base.ScalarOrSchedule = 1e-2,
     decay: float = 0.99,
     eps: float = 1e-8,
     eps_root: float = 0.0,

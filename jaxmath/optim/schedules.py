@@ -1,6 +1,6 @@
 """Learning-rate schedules: pure functions ``count -> learning rate`` of the step counter kept in the state.
 
-Pass one wherever a ``learning_rate`` is taken: ``adam(cosine_decay(1e-3, decay_steps=1000))``. The
+Pass one wherever a ``learning_rate`` is taken: ``adam(learning_rate=cosine_decay(init_value=1e-3, decay_steps=1000))``. The
 optimizer evaluates it at ``state.count`` (the number of updates done so far, so the first update uses
 ``schedule(0)``) and keeps the value for the next step in ``state.learning_rate``.
 """
@@ -29,7 +29,7 @@ def _as_float_count(count: Any) -> jax.Array:
     return jnp.asarray(count).astype(jnp.result_type(float))
 
 
-def constant(value: float) -> Schedule:
+def constant(*, value: float) -> Schedule:
     """η_t = η₀ for every t.
 
     Args:
@@ -47,8 +47,8 @@ def constant(value: float) -> Schedule:
 
 
 def exponential_decay(
-    init_value: float,
     *,
+    init_value: float,
     transition_steps: int,
     decay_rate: float,
     staircase: bool = False,
@@ -85,11 +85,11 @@ def exponential_decay(
     return schedule
 
 
-def piecewise_constant(init_value: float, *, boundaries_and_scales: Mapping[int, float]) -> Schedule:
+def piecewise_constant(*, init_value: float, boundaries_and_scales: Mapping[int, float]) -> Schedule:
     r"""Step decay: η_t = η₀ · Π_{b_i ≤ t} s_i.
 
     From step b_i on (``count >= b_i``) the learning rate is multiplied by s_i; e.g.
-    ``piecewise_constant(0.1, boundaries_and_scales={100: 0.1, 200: 0.1})`` gives 0.1, then 0.01 from step
+    ``piecewise_constant(init_value=0.1, boundaries_and_scales={100: 0.1, 200: 0.1})`` gives 0.1, then 0.01 from step
     100, then 0.001 from step 200.
 
     Symbols → arguments: η₀ = ``init_value``, {b_i: s_i} = ``boundaries_and_scales`` (integer steps ≥ 0 to
@@ -116,7 +116,7 @@ def piecewise_constant(init_value: float, *, boundaries_and_scales: Mapping[int,
     return schedule
 
 
-def cosine_decay(init_value: float, *, decay_steps: int, alpha: float = 0.0) -> Schedule:
+def cosine_decay(*, init_value: float, decay_steps: int, alpha: float = 0.0) -> Schedule:
     r"""η_t = η₀ ((1 − α) · ½ (1 + cos(π min(t, T)/T)) + α).
 
     Falls from η₀ at t = 0 to α·η₀ at t = T and stays there.
@@ -139,8 +139,8 @@ def cosine_decay(init_value: float, *, decay_steps: int, alpha: float = 0.0) -> 
 
 
 def warmup_cosine_decay(
-    init_value: float,
     *,
+    init_value: float,
     peak_value: float,
     warmup_steps: int,
     decay_steps: int,

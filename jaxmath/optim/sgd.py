@@ -25,7 +25,7 @@ class SGDState(NamedTuple):
     momentum_buffer: Any
 
 
-def sgd(learning_rate: base.ScalarOrSchedule, *, momentum: float = 0.0, nesterov: bool = False) -> base.Optimizer:
+def sgd(*, learning_rate: base.ScalarOrSchedule, momentum: float = 0.0, nesterov: bool = False) -> base.Optimizer:
     r"""Gradient descent, optionally with momentum or Nesterov momentum.
 
     Plain (full-batch, stochastic or mini-batch, depending only on which gradient you pass)::

@@ -1,7 +1,7 @@
 """Gradient transforms that compose with optimizers through :func:`chain`.
 
 Each is an :class:`~jaxmath.optim.Optimizer` too (``init``/``update``), so
-``chain(clip_by_global_norm(max_norm=1.0), adam(1e-3))`` clips the gradient, then runs Adam on it.
+``chain(clip_by_global_norm(max_norm=1.0), adam(learning_rate=1e-3))`` clips the gradient, then runs Adam on it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from jaxmath import _validation
 from jaxmath.optim import base
 
 
-def scale(step_size: float) -> base.Optimizer:
+def scale(*, step_size: float) -> base.Optimizer:
     """u = s · g, leaf by leaf (``scale(-η)`` is plain gradient descent as a transform).
 
     Args:
@@ -113,7 +113,7 @@ def clip_by_global_norm(*, max_norm: float) -> base.Optimizer:
 def add_decayed_weights(*, weight_decay: float) -> base.Optimizer:
     r"""g ← g + λ θ: the gradient of the L2 penalty (λ/2)‖θ‖², added before the optimizer sees it.
 
-    ``chain(add_decayed_weights(weight_decay=λ), sgd(η))`` is SGD on J + (λ/2)‖θ‖² (PyTorch's
+    ``chain(add_decayed_weights(weight_decay=λ), sgd(learning_rate=η))`` is SGD on J + (λ/2)‖θ‖² (PyTorch's
     ``weight_decay=λ`` on SGD/Adam); ``adamw`` decouples the decay instead. ``update`` needs ``params``.
 
     Symbols → arguments: λ = ``weight_decay`` (≥ 0), θ = ``params``.

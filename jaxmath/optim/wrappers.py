@@ -29,7 +29,7 @@ def multi_transform(
     function ``params -> labels``. Each group's optimizer sees only its own leaves (as a list, in leaf order),
     so its state holds moments only for them. Freeze a group with :func:`~jaxmath.optim.set_to_zero`::
 
-        multi_transform({"body": adam(1e-3), "head": sgd(1e-1), "frozen": set_to_zero()}, labels)
+        multi_transform({"body": adam(learning_rate=1e-3), "head": sgd(learning_rate=1e-1), "frozen": set_to_zero()}, labels)
 
     Args:
       transforms: label → :class:`~jaxmath.optim.Optimizer`.
@@ -100,7 +100,7 @@ class AccumulateState(NamedTuple):
     inner_state: Any
 
 
-def accumulate(optimizer: base.Optimizer, k: int) -> base.Optimizer:
+def accumulate(optimizer: base.Optimizer, *, k: int) -> base.Optimizer:
     r"""Gradient accumulation: update only every k-th call, with the mean of the last k gradients.
 
     ::

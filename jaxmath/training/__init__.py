@@ -9,7 +9,7 @@ Typical use (784-16-16-10 sigmoid network of the notes)::
 
     loss_fn = training.make_classifier_loss(
         partial(mlp.apply, activation="sigmoid", output="sigmoid"), num_classes=10, loss="sum_of_squares")
-    optimizer = optim.sgd(1.0)
+    optimizer = optim.sgd(learning_rate=1.0)
     state = training.TrainState.create(mlp.init(jax.random.key(0), (784, 16, 16, 10)), optimizer,
                                        key=jax.random.key(1))
     result = training.fit(state, images, labels, loss_fn=loss_fn, optimizer=optimizer,
