@@ -36,6 +36,7 @@ __all__ = [
     "softmax_jacobian",
     "log_softmax_jacobian",
     "get",
+    "NAMES",
 ]
 
 
@@ -375,6 +376,9 @@ _REGISTRY: dict[str, tuple[Callable, Callable]] = {
     "identity": (identity, identity_derivative),
 }
 
+# The one list of hidden-activation names: the MLP, the CLI and the notebooks all read it from here.
+NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
 
 def get(name: str) -> tuple[Callable, Callable]:
     """The pair ``(function, derivative)`` for an activation name.
@@ -385,5 +389,5 @@ def get(name: str) -> tuple[Callable, Callable]:
     Returns:
       ``(f, f_derivative)``, both elementwise ``z -> array`` of ``z``'s shape.
     """
-    v.check_choice(name, tuple(_REGISTRY), name="name")
+    v.check_choice(name, NAMES, name="name")
     return _REGISTRY[name]

@@ -35,7 +35,7 @@ from jaxmath.models.model import Model, register_factory
 Params = list  # list[tuple[jax.Array, jax.Array]]
 
 SCHEMES = ("glorot", "he", "normal")
-ACTIVATIONS = ("sigmoid", "relu", "leaky_relu", "tanh", "identity")
+ACTIVATIONS = _activations.NAMES
 OUTPUTS = ("identity", "sigmoid", "softmax")
 LOSSES = ("sum_of_squares", "mse", "softmax_cross_entropy")
 
