@@ -33,7 +33,7 @@ def init_ensemble(init_params: Callable, optimizer: Any, keys: jax.Array) -> Tra
     """
     typed = jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
     V.check_ndim(keys, 1 if typed else 2, name="keys")
-    opt = optimizer if hasattr(optimizer, "init") else optimizer(1.0)
+    opt = optimizer if hasattr(optimizer, "init") else optimizer(learning_rate=1.0)
 
     def one(key):
         k_init, k_shuffle = jax.random.split(key)
@@ -44,7 +44,7 @@ def init_ensemble(init_params: Callable, optimizer: Any, keys: jax.Array) -> Tra
 
 def _ensemble_epoch(loss_fn, optimizer, batch_size, states, images, labels, learning_rates):
     def member(state, lr):
-        opt = optimizer if lr is None else optimizer(lr)
+        opt = optimizer if lr is None else optimizer(learning_rate=lr)
         return epoch_core(make_train_step(loss_fn, opt, jit=False), batch_size, state, images, labels)
 
     if learning_rates is None:
@@ -68,7 +68,7 @@ def run_ensemble_epoch(
     """One epoch of ``run_epoch`` for K models at once (``vmap`` of the scanned epoch, one compile).
 
     Every model shuffles the shared data with its own key; with ``learning_rates`` model k trains with
-    ``optimizer(learning_rates[k])``.
+    ``optimizer(learning_rate=learning_rates[k])``.
 
     Args:
       states: stacked ``TrainState`` from ``init_ensemble`` (consumed: use the returned one).
