@@ -10,6 +10,10 @@ wired by hand, and the ready-made gates :func:`and_gate`, :func:`or_gate`, :func
 
 :func:`threshold_unit` is the weighted generalisation y = 1[Σ w_i x_i ≥ θ]; with any weights and threshold it
 still draws one straight line through input space, which is why no single unit computes XOR.
+
+The one model whose ``init`` takes no key: a McCulloch-Pitts unit has no random parameters, it is wired by
+hand (which inputs excite, which inhibit, the threshold), and ``init`` builds that wiring. ``apply`` is one
+jitted function: its shape check runs at trace time, and inputs are read as on (nonzero) or off (0).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ __all__ = ["init", "apply", "threshold_unit", "and_gate", "or_gate", "not_gate",
 
 def init(num_inputs: int, *, threshold: int, inhibitory: Sequence[int] = ()) -> dict:
     """A McCulloch-Pitts unit with ``num_inputs`` inputs; the ones listed in ``inhibitory`` inhibit, the rest excite.
+
+    The exception to ``init(key, ...)``: the unit is wired, not drawn, so there is no key to take.
 
     Args:
       num_inputs: number of binary inputs n (>= 1).
@@ -53,37 +59,24 @@ def init(num_inputs: int, *, threshold: int, inhibitory: Sequence[int] = ()) -> 
     }
 
 
-def _check_binary(x) -> None:
-    if v.is_concrete(x):
-        arr = np.asarray(x)
-        if arr.size and not np.isin(arr, (0, 1)).all():
-            bad = tuple(int(i) for i in np.argwhere(~np.isin(arr, (0, 1)))[0])
-            raise ValueError(f"x must hold only 0/1 (or booleans), got x[{bad}]={arr[bad]!r} in x.shape={arr.shape}")
-
-
 @jax.jit
-def _apply(params: dict, x: jax.Array) -> jax.Array:
-    x = jnp.asarray(x).astype(jnp.int32)
-    g = jnp.sum(x * params["excitatory"].astype(jnp.int32), axis=-1)
-    inhibited = jnp.any((x > 0) & params["inhibitory"], axis=-1)
-    return ((g >= params["threshold"]) & ~inhibited).astype(jnp.int32)
-
-
-def apply(params: dict, x) -> jax.Array:
-    """Fire (1) or not (0): y = 1[Σ_excitatory x_i ≥ θ and no inhibitory x_i = 1].
+def apply(params: dict, x: jax.Array) -> jax.Array:
+    """Fire (1) or not (0): y = 1[Σ_excitatory x_i ≥ θ and no inhibitory x_i is on].
 
     Args:
       params: from :func:`init` or a ready-made gate.
-      x: (..., n) array of 0/1 (int or bool).
+      x: (..., n) array of 0/1 (int or bool); any nonzero value counts as an active input (1).
 
     Returns:
       (...,) int32 array of 0/1.
     """
     n = params["excitatory"].shape[-1]
-    if np.ndim(x) < 1 or np.shape(x)[-1] != n:
-        raise ValueError(f"x must have {n} inputs on its last axis, got x.shape={np.shape(x)}")
-    _check_binary(x)
-    return _apply(params, x)
+    if x.ndim < 1 or x.shape[-1] != n:
+        raise ValueError(f"x must have {n} inputs on its last axis, got x.shape={x.shape}")
+    on = x != 0
+    g = jnp.sum((on & params["excitatory"]).astype(jnp.int32), axis=-1)
+    inhibited = jnp.any(on & params["inhibitory"], axis=-1)
+    return ((g >= params["threshold"]) & ~inhibited).astype(jnp.int32)
 
 
 @jax.jit
