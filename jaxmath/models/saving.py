@@ -1,0 +1,107 @@
+"""Save a ``Model`` with its params to a directory, and load both back.
+
+A saved model is two plain files, readable without jaxmath and without pickle:
+
+- ``params.npz``: one array per leaf of the params pytree, in ``jax.tree_util`` leaf order, named
+  ``"000 [0][0]"`` (the leaf's index, then its path in the tree as ``jax.tree_util.keystr`` writes it);
+- ``config.json``: ``{"model": model.config, "metadata": ...}``.
+
+Loading rebuilds the ``Model`` with ``jaxmath.models.from_config`` and takes the params' structure from
+``jax.eval_shape(model.init, key)``, so no tree definition has to be stored: each array is checked against the
+shape the model expects and cast to the dtype it expects.
+
+    save("run/", model, params, metadata={"eval_accuracy": 0.95})
+    model, params, metadata = load("run/")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxmath.models.model import Model, from_config
+
+__all__ = ["save", "load", "PARAMS_FILE", "CONFIG_FILE"]
+
+PARAMS_FILE = "params.npz"
+CONFIG_FILE = "config.json"
+
+
+def _leaf_names(params: Any) -> list[str]:
+    paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    return [f"{i:03d} {jax.tree_util.keystr(path)}" for i, path in enumerate(paths)]
+
+
+def _host_array(leaf: Any) -> np.ndarray:
+    array = np.asarray(jax.device_get(leaf))
+    # bfloat16 and other ml_dtypes types are not NumPy-native: np.load(allow_pickle=False) refuses them.
+    # float32 holds them exactly; load casts back to the dtype the model's init gives.
+    if array.dtype.kind == "V" or array.dtype.name == "bfloat16":
+        array = array.astype(np.float32)
+    return array
+
+
+def save(directory: str | os.PathLike, model: Model, params: Any, *, metadata: dict | None = None) -> Path:
+    """Write ``params.npz`` and ``config.json`` into ``directory`` (created if missing).
+
+    Args:
+      directory: where the two files go; existing files of the same names are replaced.
+      model: the ``Model`` the params belong to; its ``config`` is written (it must be JSON-serialisable).
+      params: the params pytree (arrays on any device; brought to the host).
+      metadata: optional JSON-serialisable dict stored beside the config (training settings, results).
+
+    Returns:
+      The directory as a ``Path``.
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a jaxmath.models.Model (e.g. mlp.make(...)), got {type(model).__name__}")
+    text = json.dumps({"model": model.config, "metadata": metadata}, indent=2, allow_nan=False)
+    leaves = jax.tree_util.tree_leaves(params)
+    arrays = dict(zip(_leaf_names(params), (_host_array(leaf) for leaf in leaves)))
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / PARAMS_FILE, "wb") as handle:
+        np.savez(handle, **arrays)
+    (directory / CONFIG_FILE).write_text(text + "\n")
+    return directory
+
+
+def load(directory: str | os.PathLike) -> tuple[Model, Any, dict | None]:
+    """Read back what :func:`save` wrote: ``(model, params, metadata)``.
+
+    Args:
+      directory: a directory holding ``params.npz`` and ``config.json``.
+
+    Returns:
+      ``model`` rebuilt from its config, ``params`` as the pytree ``model.init`` builds (jax arrays of the
+      model's dtypes), and the saved ``metadata`` (None when none was saved).
+
+    Raises:
+      FileNotFoundError: a file is missing. ValueError: the arrays do not match the model's params.
+    """
+    directory = Path(directory)
+    for name in (CONFIG_FILE, PARAMS_FILE):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{directory / name} not found: not a directory written by jaxmath.models.save")
+    saved = json.loads((directory / CONFIG_FILE).read_text())
+    model = from_config(saved["model"])
+    expected = jax.eval_shape(model.init, jax.random.key(0))
+    names = _leaf_names(expected)
+    with np.load(directory / PARAMS_FILE, allow_pickle=False) as data:
+        if sorted(data.files) != sorted(names):
+            raise ValueError(f"{directory / PARAMS_FILE} holds arrays {sorted(data.files)}, "
+                             f"the model's params need {names}")
+        arrays = [data[name] for name in names]
+    leaves = []
+    for name, array, want in zip(names, arrays, jax.tree_util.tree_leaves(expected)):
+        if array.shape != want.shape:
+            raise ValueError(f"{directory / PARAMS_FILE}: array {name!r} has shape {array.shape}, "
+                             f"the model expects {want.shape}")
+        leaves.append(jax.numpy.asarray(array, dtype=want.dtype))
+    params = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(expected), leaves)
+    return model, params, saved.get("metadata")
