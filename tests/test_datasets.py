@@ -330,8 +330,30 @@ def test_download_error_lists_every_mirror(tmp_path):
     with pytest.raises(DownloadError) as info:
         mnist_module.download("t10k-labels-idx1-ubyte.gz", tmp_path, mirrors=("http://a/", "http://b/"),
                               fetch=refuse)
-    assert "http://a/t10k-labels-idx1-ubyte.gz" in str(info.value)
-    assert "http://b/t10k-labels-idx1-ubyte.gz" in str(info.value)
+    lines = str(info.value).splitlines()
+    assert lines[1:] == ["  tried http://a/: ConnectionError: refused http://a/t10k-labels-idx1-ubyte.gz",
+                         "  tried http://b/: ConnectionError: refused http://b/t10k-labels-idx1-ubyte.gz"]
+    assert info.value.failures[0][0] == "http://a/"
+    assert not any(tmp_path.iterdir())  # nothing written, not even a temporary file
+
+
+def test_failed_load_is_a_few_short_lines_and_creates_no_folders(tmp_path, monkeypatch):
+    # A fake fetcher stands in for the network: each mirror fails with a long message, as urllib's do.
+    def offline(url):
+        raise OSError("[Errno -3] Temporary failure in name resolution " + "x" * 300)
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        load_mnist("test", data_dir="not/yet/there", fetch=offline)
+    lines = str(info.value).splitlines()
+    root = tmp_path / "not" / "yet" / "there" / "mnist"
+    assert lines[0] == "MNIST files missing: t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"
+    assert lines[1] == f"  looked in {root}"  # the absolute path, though data_dir was relative
+    tried = [line for line in lines if line.startswith("  tried ")]
+    assert [line.split()[1].rstrip(":") for line in tried] == list(mnist_module.MIRRORS)  # one line per mirror
+    assert "JAXMATH_DATA_DIR" in lines[-1] and len(lines) == 2 + len(mnist_module.MIRRORS) + 1
+    assert all(len(line) <= 140 for line in lines), max(lines, key=len)
+    assert not (tmp_path / "not").exists()  # a failed load creates no empty folders
 
 
 def test_offline_without_cache_says_which_files_where(tmp_path):
@@ -448,3 +470,51 @@ def test_batman_bfloat16_stays_finite():
     assert bool(jnp.isfinite(upper).all()) and bool(jnp.isfinite(lower).all())
     inside = np.asarray(batman_inside(jnp.asarray([[0.0, 0.0], [5.0, 0.0], [0.0, 3.0]], jnp.bfloat16)))
     np.testing.assert_array_equal(inside, [True, True, False])
+
+
+# ----------------------------------------------------------------------------- overlap and the logo grid
+
+
+@pytest.mark.parametrize(
+    "a, b, shared",
+    [
+        ("train[:55000]", "train[55000:]", 0),  # adjacent slices share nothing
+        ("train[:55000]", "train[-5000:]", 0),  # negative bounds resolved against 60,000
+        ("train", "test", 0),  # different splits never overlap
+        ("test", "test", 10_000),
+        ("test[:8000]", "test[7000:]", 1000),
+        ("train[-5000:]", "train[:90%]", 0),  # 90% of 60,000 is 54,000 < 55,000
+        ("train[50%:]", "train[-10%:]", 6000),
+        ("test[5:3]", "test", 0),  # an empty slice
+    ],
+)
+def test_overlap_counts_shared_examples_by_hand(a, b, shared):
+    from jaxmath.datasets import overlap
+
+    lengths = {"train": 60_000, "test": 10_000}
+    assert overlap(a, b, lengths) == shared == overlap(b, a, lengths)
+    # Independently: intersect the index sets Python slicing selects.
+    names = {"train": np.arange(60_000), "test": np.arange(10_000) + 60_000}
+    pick = {s: names[s.split("[")[0]][split_slice(s, len(names[s.split("[")[0]]))] for s in (a, b)}
+    assert len(np.intersect1d(pick[a], pick[b])) == shared
+
+
+def test_logo_image_evaluates_the_network_on_the_grid_rows_up():
+    from jaxmath.datasets import batman, logo_grid, logo_image
+
+    xs, ys, points = logo_grid(4)
+    assert xs.shape == (8,) and ys.shape == (4,) and points.shape == (32, 2) and points.dtype == np.float32
+    np.testing.assert_array_equal(points[:8, 1], np.full(8, -4.0, np.float32))  # row 0 is y = -4
+    np.testing.assert_array_equal(points[:8, 0], xs)
+
+    # A "network" that answers inside exactly where batman_inside does, on the unscaled points.
+    def oracle(params, x):
+        inside = batman_inside(x * params)
+        return jax.numpy.stack([~inside, inside], axis=-1).astype(np.float32)
+
+    scale = np.asarray(batman.INPUT_SCALE, np.float32)
+    predicted, truth = logo_image(oracle, scale, resolution=50)
+    assert predicted.shape == truth.shape == (50, 100)
+    np.testing.assert_array_equal(predicted, truth.astype(predicted.dtype))
+    assert 0.3 < truth.mean() < 0.45  # about 38% of the box is inside
+    assert not truth[0].any() and not truth[-1].any()  # y = ±4 lies outside the logo

@@ -22,12 +22,16 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxmath import _validation
 
 X_EXTENT = 7.0
 Y_EXTENT = 3.0
 BOX = (-8.0, 8.0, -4.0, 4.0)  # (x_min, x_max, y_min, y_max) the points are drawn from
+# Networks see points divided by this: the box mapped onto [-1, 1]^2, where tanh and ReLU units start
+# in their useful range.
+INPUT_SCALE = (8.0, 4.0)
 
 
 def _sqrt0(x):
@@ -105,3 +109,42 @@ def batman_logo(n, key):
     """
     _validation.check_integer(n, name="n", minimum=1)
     return _sample(key, int(n))
+
+
+def logo_grid(resolution: int = 200):
+    """A ``(resolution, 2·resolution)`` grid of points over the box [−8, 8] × [−4, 4].
+
+    Args:
+      resolution: rows of the grid (pixels per 8 units of height); the grid has twice as many columns.
+
+    Returns:
+      ``(xs, ys, points)``: xs float32 (2R,), ys float32 (R,), points float32 (R·2R, 2) in row-major order
+      (row i is ``ys[i]``), so a per-point result reshapes to ``(R, 2R)`` with y running up the rows.
+    """
+    _validation.check_integer(resolution, name="resolution", minimum=1)
+    x_min, x_max, y_min, y_max = BOX
+    xs = np.linspace(x_min, x_max, 2 * resolution, dtype=np.float32)
+    ys = np.linspace(y_min, y_max, resolution, dtype=np.float32)
+    points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    return xs, ys, points
+
+
+def logo_image(apply_fn, params, *, resolution: int = 200, input_scale=INPUT_SCALE):
+    """The class a trained network predicts at every grid point, beside the true logo.
+
+    Args:
+      apply_fn: ``apply(params, x) -> (n, 2) logits``, e.g. ``model.apply`` of ``mlp.make((2, 64, 64, 2), ...)``.
+      params: the network's params.
+      resolution: rows of the grid (see :func:`logo_grid`).
+      input_scale: the points are divided by this before the network sees them, as in training.
+
+    Returns:
+      ``(predicted, truth)``: predicted int (R, 2R) with 1 where the network says "inside", truth bool (R, 2R)
+      from :func:`batman_inside`. Row 0 is y = −4 (draw with ``origin="lower"``).
+    """
+    _, _, points = logo_grid(resolution)
+    scaled = jnp.asarray(points / np.asarray(input_scale, np.float32))
+    predicted = np.asarray(jnp.argmax(apply_fn(params, scaled), axis=-1))
+    truth = np.asarray(batman_inside(points))
+    shape = (resolution, 2 * resolution)
+    return predicted.reshape(shape), truth.reshape(shape)

@@ -1,7 +1,8 @@
 """MNIST from the four standard IDX gzip files, with a verified, atomic download cache.
 
 Files live in ``<root>/mnist/`` where ``root`` is the ``data_dir`` argument, else
-``$JAXMATH_DATA_DIR``, else ``~/.cache/jaxmath``. A missing file is fetched from
+``$JAXMATH_DATA_DIR``, else ``~/.cache/jaxmath``: the first use downloads them there; offline, copy the
+four ``*-ubyte.gz`` files into ``<root>/mnist/`` yourself. A missing file is fetched from
 several public mirrors in turn; its sha256 must match the canonical checksum and
 it is written to a temporary file in the same directory, then moved into place
 with ``os.replace``, so a failed or corrupted download never leaves a
@@ -54,17 +55,37 @@ Fetcher = Callable[[str], bytes]
 
 
 class DownloadError(OSError):
-    """No mirror delivered a file whose sha256 matches the canonical checksum."""
+    """No mirror delivered a file whose sha256 matches the canonical checksum.
+
+    ``failures`` lists ``(mirror, reason)`` pairs, one per mirror tried.
+    """
+
+    def __init__(self, filename: str, failures: Sequence[tuple[str, str]]):
+        self.filename = filename
+        self.failures = list(failures)
+        lines = [f"could not download {filename}:"] + [f"  tried {m}: {r}" for m, r in self.failures]
+        self.message = "\n".join(lines if self.failures else [f"could not download {filename}: no mirrors given"])
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def data_root(data_dir: str | os.PathLike | None = None) -> Path:
-    """The cache root: ``data_dir``, else ``$JAXMATH_DATA_DIR``, else ``~/.cache/jaxmath``."""
+    """The cache root, absolute: ``data_dir``, else ``$JAXMATH_DATA_DIR``, else ``~/.cache/jaxmath``."""
     if data_dir is not None:
-        return Path(data_dir).expanduser()
+        return Path(data_dir).expanduser().absolute()
     env = os.environ.get("JAXMATH_DATA_DIR")
     if env:
-        return Path(env).expanduser()
+        return Path(env).expanduser().absolute()
     return Path.home() / ".cache" / "jaxmath"
+
+
+def _short_reason(err: BaseException, limit: int = 70) -> str:
+    """One short line for a failed fetch: the exception type and the first line of its message, cut at ``limit``."""
+    text = " ".join(str(err).split()) or "no message"
+    text = f"{type(err).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -97,7 +118,7 @@ def download(
 
     Args:
       filename: e.g. ``"t10k-images-idx3-ubyte.gz"``.
-      directory: where the file goes (created if missing).
+      directory: where the file goes (created only once a verified file is there to write).
       sha256: expected hex digest; defaults to the canonical MNIST checksum.
       mirrors: base URLs tried in turn (``http(s)://`` or ``file://``).
       fetch: ``url -> bytes``; defaults to ``urllib`` with a 30 s timeout.
@@ -113,7 +134,6 @@ def download(
         raise ValueError(f"no canonical sha256 known for {filename!r}; pass sha256=")
     fetch = fetch or _urlopen_bytes
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / filename
     failures = []
     for base in mirrors:
@@ -121,12 +141,14 @@ def download(
         try:
             payload = fetch(url)
         except Exception as err:  # any network or file error: try the next mirror
-            failures.append(f"{url}: {type(err).__name__}: {err}")
+            failures.append((base, _short_reason(err)))
             continue
         got = hashlib.sha256(payload).hexdigest()
         if got != expected:
-            failures.append(f"{url}: sha256 mismatch (got {got}, expected {expected})")
+            failures.append((base, f"sha256 mismatch (got {got[:12]}..., expected {expected[:12]}...)"))
             continue
+        # Created only now, with a verified file to put in it: a failed load leaves no empty folders.
+        directory.mkdir(parents=True, exist_ok=True)
         handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{filename}.", suffix=".part", delete=False)
         try:
             with handle:
@@ -138,7 +160,7 @@ def download(
             Path(handle.name).unlink(missing_ok=True)
             raise
         return target
-    raise DownloadError(f"could not download {filename}: " + "; ".join(failures or ["no mirrors given"]))
+    raise DownloadError(filename, failures)
 
 
 def _read_gzip(path: Path) -> bytes:
@@ -193,14 +215,13 @@ def parse_idx(path: str | os.PathLike, *, magic: int, count: int | None = None) 
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def _missing_message(missing: list[Path], failures: list[str]) -> str:
+def _missing_message(missing: list[Path], failures: Sequence[tuple[str, str]]) -> str:
+    """A few short lines: which files, the absolute folder, one line per mirror tried, what to do offline."""
     directory = missing[0].parent
-    names = ", ".join(p.name for p in missing)
-    return (
-        f"MNIST file(s) not found: put {names} into {directory}/ (or point data_dir / $JAXMATH_DATA_DIR at a "
-        f"directory whose mnist/ folder holds them; any mirror works: {', '.join(MIRRORS)}). "
-        f"Download failed: {' | '.join(failures)}"
-    )
+    lines = [f"MNIST files missing: {', '.join(p.name for p in missing)}", f"  looked in {directory}"]
+    lines += [f"  tried {mirror}: {reason}" for mirror, reason in failures]
+    lines.append("  offline: copy the files there, or set JAXMATH_DATA_DIR to a folder that holds mnist/")
+    return "\n".join(lines)
 
 
 def ensure_files(
@@ -210,18 +231,21 @@ def ensure_files(
     mirrors: Sequence[str] = MIRRORS,
     fetch: Fetcher | None = None,
 ) -> list[Path]:
-    """Paths of ``filenames`` in ``directory``, downloading the missing ones."""
+    """Paths of ``filenames`` in ``directory``, downloading the missing ones.
+
+    Raises:
+      FileNotFoundError: a file is missing and no mirror delivered it. Once one file fails on every mirror
+        the others are not tried (offline, each try would wait for the same timeouts again).
+    """
     paths = [directory / name for name in filenames]
-    missing = [p for p in paths if not p.is_file()]
-    failures = []
-    for path in missing:
+    for path in paths:
+        if path.is_file():
+            continue
         try:
             download(path.name, directory, mirrors=mirrors, fetch=fetch)
-        except (DownloadError, OSError) as err:
-            failures.append(str(err))
-    still_missing = [p for p in paths if not p.is_file()]
-    if still_missing:
-        raise FileNotFoundError(_missing_message(still_missing, failures))
+        except DownloadError as err:
+            still_missing = [p for p in paths if not p.is_file()]
+            raise FileNotFoundError(_missing_message(still_missing, err.failures)) from None
     return paths
 
 

@@ -93,3 +93,23 @@ def split_slice(split: str | Split, length: int, *, names: Sequence[str] | None 
     """
     parsed = split if isinstance(split, Split) else parse_split(split, names=names)
     return slice(_resolve_bound(parsed.start, length), _resolve_bound(parsed.stop, length))
+
+
+def overlap(a: str | Split, b: str | Split, lengths: dict[str, int]) -> int:
+    """How many examples two splits share: 0 for different names or disjoint slices.
+
+    ``overlap("train[:50000]", "train[-10000:]", {"train": 60000})`` is 0; ``overlap("test", "test[5000:]",
+    {"test": 10000})`` is 5000. Used to refuse training on the examples a model is evaluated on.
+
+    Args:
+      a, b: split strings or parsed splits.
+      lengths: number of examples of each split name.
+    """
+    a = a if isinstance(a, Split) else parse_split(a, names=tuple(lengths))
+    b = b if isinstance(b, Split) else parse_split(b, names=tuple(lengths))
+    if a.name != b.name:
+        return 0
+    length = lengths[a.name]
+    start_a, stop_a, _ = split_slice(a, length).indices(length)
+    start_b, stop_b, _ = split_slice(b, length).indices(length)
+    return max(0, min(stop_a, stop_b) - max(start_a, start_b))
