@@ -303,10 +303,47 @@ def test_records_json_writes_nan_as_null(tmp_path):
 def test_table_has_a_line_per_record_and_the_units():
     table = records.format_table(_some_records())
     lines = table.splitlines()
-    assert len(lines) == 2 + 2
-    assert "median/step" in lines[0] and "100.0x vs eager" in lines[3] and "15.0 GFLOP/s" in lines[3]
+    assert lines[0] == "cpu:0 (cpu), float32, precision default"
+    assert lines[1].split() == ["case", "mode", "time/step", "compile", "speedup", "FLOP/s", "%", "ref"]
+    assert lines[3].split() == ["mlp", "eager", "10.00", "ms", "-", "-", "-", "-"]
+    assert lines[4].split() == ["mlp", "jit", "100.0", "us", "300.00", "ms", "100.0x", "15.0", "G", "12%"]
+    assert lines[5] == "" and lines[6].startswith("speedup: jit and loop vs eager")
+    assert len(lines) == 7  # no eager row was timed once: no footnote for it
     md = records.format_markdown(_some_records())
-    assert md.count("\n") == 3 and md.startswith("| case |")
+    assert md.count("\n") == 3 and md.startswith("| case |") and "100.0x vs eager" in md and "15.0 GFLOP/s" in md
+
+
+def _device_records(peak_source, peak_flops, eager_repeats):
+    peak = records.Record(case="matmul 1024x1024x1024", mode="peak", device="gpu:0", device_kind="NVIDIA H100",
+                          median_s=1e-3, flops_per_s=6e14, peak_flops_per_s=peak_flops, peak_source=peak_source,
+                          percent_of_peak=60.0 if peak_source == "table" else None)
+    eager = records.Record(case="mlp-784-1024-1024-10", mode="eager", device="gpu:0", device_kind="NVIDIA H100",
+                           median_s=0.05, repeats=eager_repeats, peak_source=peak_source)
+    jit = records.Record(case="mlp-784-1024-1024-10", mode="jit", device="gpu:0", device_kind="NVIDIA H100",
+                         median_s=1e-4, repeats=5, flops_per_s=1.2e15, percent_of_peak=120.0, speedup=500.0,
+                         baseline="eager", peak_source="matmul alongside" if peak_source != "table" else "table")
+    return [peak, eager, jit]
+
+
+def test_table_names_the_reference_of_the_percentages_and_marks_eager_timed_once():
+    spec = records.format_table(_device_records("table", 1e15, 1)).splitlines()
+    assert "spec peak" in spec[1] and "measured 600.0 TFLOP/s" in spec[1]
+    assert "10.00 ms*" not in "\n".join(spec) and "50.00 ms*" in "\n".join(spec)
+    assert spec[-1] == "* eager timed once (one call after warm-up): a rough figure."
+    measured = records.format_table(_device_records("measured matmul", 6e14, 3)).splitlines()
+    assert "matmul measured here" in measured[1] and "no spec peak" in measured[1]
+    assert not any(line.startswith("*") for line in measured)
+    md = records.format_markdown(_device_records("measured matmul", 6e14, 3))
+    assert "120% of measured matmul" in md and "% of peak" not in md
+
+
+def test_table_fits_80_columns_for_the_default_suite_names():
+    from jaxmath.bench import runner
+
+    recs = [records.Record(case=case, mode=mode, device="cpu:0", device_kind="cpu", median_s=0.0123, repeats=1,
+                           compile_s=1.234, flops_per_s=1.234e11, percent_of_peak=123.0, speedup=1234.5)
+            for case in suite.CASES for mode in runner.MODES]
+    assert max(len(line) for line in records.format_table(recs).splitlines()) <= 80
 
 
 # ----------------------------------------------------------------------------- runner
@@ -426,7 +463,8 @@ def test_cli_bench_writes_json_and_csv(tmp_path, capsys):
                "--json", str(j), "--csv", str(c)])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "logreg" in out and "matmul 256x256x256" in out and "suite time" in out
+    assert "logreg" in out and "256x256x256 matmul measured here" in out and "suite time" in out
+    assert out.splitlines()[-2:] == [f"wrote {j}", f"wrote {c}"]
     from_json, from_csv = records.read_json(j), records.read_csv(c)
     assert [r.mode for r in from_json] == ["peak", "jit"] == [r.mode for r in from_csv]
     assert from_json[1].case == "logreg" and from_json[1].compile_s > 0

@@ -109,35 +109,101 @@ def _si(value: float | None, unit: str) -> str:
     return f"{value:.0f} {unit}"
 
 
+def reference_label(source: str) -> str:
+    """What "% of ..." is measured against: ``"spec peak"`` (datasheet) or ``"measured matmul"`` (timed here).
+
+    A measured matmul is the best this device did on a large matmul in this run, not a hardware limit: a fused
+    kernel may well exceed 100% of it.
+    """
+    if source == "table":
+        return "spec peak"
+    if source in ("measured matmul", "matmul alongside"):
+        return "measured matmul"
+    return "peak"
+
+
+def _timed_once(r: Record) -> bool:
+    return r.mode == "eager" and r.repeats == 1
+
+
+# The columns of the terminal table: device, dtype and precision go into each device's header line instead.
 COLUMNS = (
+    ("case", lambda r: r.case),
+    ("mode", lambda r: r.mode),
+    ("time/step", lambda r: _time(r.median_s) + ("*" if _timed_once(r) else "")),
+    ("compile", lambda r: _time(r.compile_s)),
+    ("speedup", lambda r: "-" if r.speedup is None else f"{r.speedup:.1f}x"),
+    ("FLOP/s", lambda r: _si(r.flops_per_s, "").strip() or "-"),
+    ("% ref", lambda r: "-" if r.percent_of_peak is None else f"{r.percent_of_peak:.0f}%"),
+)
+
+# The markdown table (RESULTS.md) keeps every field worth reading.
+MARKDOWN_COLUMNS = (
     ("case", lambda r: r.case),
     ("device", lambda r: r.device_kind or r.device),
     ("mode", lambda r: r.mode),
     ("dtype", lambda r: r.dtype),
     ("precision", lambda r: r.precision),
-    ("median/step", lambda r: _time(r.median_s)),
+    ("median/step", lambda r: _time(r.median_s) + ("*" if _timed_once(r) else "")),
     ("min", lambda r: _time(r.min_s)),
     ("max", lambda r: _time(r.max_s)),
     ("compile", lambda r: _time(r.compile_s)),
     ("speedup", lambda r: "-" if r.speedup is None else f"{r.speedup:.1f}x vs {r.baseline}"),
     ("FLOP/s", lambda r: _si(r.flops_per_s, "FLOP/s")),
-    ("% peak", lambda r: "-" if r.percent_of_peak is None else f"{r.percent_of_peak:.0f}%"),
+    ("% of", lambda r: "-" if r.percent_of_peak is None else
+     f"{r.percent_of_peak:.0f}% of {reference_label(r.peak_source)}"),
     ("bandwidth", lambda r: _si(r.bytes_per_s, "B/s")),
 )
 
 
+def _device_header(device: str, recs: list[Record]) -> list[str]:
+    """Two lines per device: what ran there, and what "% ref" is measured against."""
+    first = recs[0]
+    peak = next((r for r in recs if r.mode == "peak"), None)
+    head = f"{device} ({first.device_kind or first.backend or '?'}), {first.dtype}, precision {first.precision}"
+    source = next((r.peak_source for r in recs if r.mode != "peak" and r.peak_source), "")
+    if peak is None:
+        return [head] if not source else [head, f"  % ref: % of {reference_label(source)}"]
+    measured = _si(peak.flops_per_s, "FLOP/s")
+    if peak.peak_source == "table":
+        spec = _si(peak.peak_flops_per_s, "FLOP/s")
+        share = "" if peak.percent_of_peak is None else f", {peak.percent_of_peak:.0f}% of it"
+        line = f"  % ref: % of the spec peak {spec}; {peak.case} measured {measured}{share}"
+    else:
+        line = f"  % ref: % of a {peak.case.removeprefix('matmul ')} matmul measured here, {measured} (no spec peak)"
+    return [head, line]
+
+
 def format_table(records: Iterable[Record]) -> str:
-    """A fixed-width text table of the records (one line per record)."""
-    rows = [[name for name, _ in COLUMNS]] + [[get(r) for _, get in COLUMNS] for r in records]
+    """A text table within 80 columns: per device a header (device, dtype, precision, the "% ref" reference)
+    and one line per case and mode; then what the marks mean."""
+    records = list(records)
+    groups: dict[str, list[Record]] = {}
+    for r in records:
+        groups.setdefault(r.device or r.device_kind or "?", []).append(r)
+    rows = [[name for name, _ in COLUMNS]] + [[get(r) for _, get in COLUMNS] for r in records if r.mode != "peak"]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+
+    def line(cells):
+        return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip()
+
+    out = []
+    for device, recs in groups.items():
+        if out:
+            out.append("")
+        out += _device_header(device, recs)
+        out += [line(rows[0]), "  ".join("-" * w for w in widths)]
+        out += [line([get(r) for _, get in COLUMNS]) for r in recs if r.mode != "peak"]
+    out.append("")
+    out.append("speedup: jit and loop vs eager, fused vs loop; FLOP/s from XLA's cost analysis.")
+    if any(_timed_once(r) for r in records):
+        out.append("* eager timed once (one call after warm-up): a rough figure.")
+    return "\n".join(out)
 
 
 def format_markdown(records: Iterable[Record]) -> str:
-    """The same table as GitHub markdown (for RESULTS.md)."""
-    rows = [[get(r) for _, get in COLUMNS] for r in records]
-    head = "| " + " | ".join(name for name, _ in COLUMNS) + " |"
-    sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
+    """The table as GitHub markdown with every field (for RESULTS.md)."""
+    rows = [[get(r) for _, get in MARKDOWN_COLUMNS] for r in records]
+    head = "| " + " | ".join(name for name, _ in MARKDOWN_COLUMNS) + " |"
+    sep = "|" + "|".join("---" for _ in MARKDOWN_COLUMNS) + "|"
     return "\n".join([head, sep] + ["| " + " | ".join(row) + " |" for row in rows])

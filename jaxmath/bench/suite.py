@@ -27,7 +27,7 @@ import numpy as np
 from jax import lax
 
 from jaxmath._validation import check_choice
-from jaxmath.bench.records import Record
+from jaxmath.bench.records import Record, reference_label
 from jaxmath.bench.runner import MODES, benchmark, distinct_devices, peak_matmul
 
 SIZES = ("full", "small", "tiny")
@@ -315,14 +315,14 @@ def summary(records: Sequence[Record]) -> list[str]:
         if small["jit"] and small["jit"].speedup:
             lines.append(f"{dev}: 784-16-16-10 step, jit vs eager: {small['jit'].speedup:.1f}x")
         if small["fused"] and small["fused"].speedup:
-            lines.append(f"{dev}: 784-16-16-10 fused epoch vs Python loop of jitted steps: {small['fused'].speedup:.2f}x")
+            lines.append(f"{dev}: 784-16-16-10, fused vs loop of jitted steps: {small['fused'].speedup:.2f}x")
         if small["fused"] and small["fused"].note.startswith("batch 128,"):
             per_epoch = small["fused"].median_s * (EPOCH_SAMPLES // 128)
-            lines.append(f"{dev}: 784-16-16-10 fused epoch over {EPOCH_SAMPLES} samples ({EPOCH_SAMPLES // 128} "
-                         f"steps of 128, from the per-step slope): {per_epoch * 1e3:.1f} ms")
+            lines.append(f"{dev}: 784-16-16-10 fused epoch, {EPOCH_SAMPLES // 128} steps of 128 (from the slope): "
+                         f"{per_epoch * 1e3:.1f} ms")
         large = {m: recs.get(("mlp-784-1024-1024-10", m)) for m in ("jit", "loop", "fused")}
         shown = [f"{m} {r.percent_of_peak:.0f}%" for m, r in large.items() if r and r.percent_of_peak is not None]
         if shown:
             source = next(r.peak_source for r in large.values() if r)
-            lines.append(f"{dev}: 784-1024-1024-10 step, % of peak ({source or 'peak'}): " + ", ".join(shown))
+            lines.append(f"{dev}: 784-1024-1024-10 step, % of {reference_label(source)}: " + ", ".join(shown))
     return lines

@@ -1,7 +1,7 @@
 """The ``jaxmath`` command line: ``jaxmath train``, ``jaxmath info``, ``jaxmath bench``.
 
 Each subcommand lives in its own module (``jaxmath/cli/<name>.py``) that defines
-``register(subparsers)``; the module is imported only when the subcommand runs,
+``register(subparsers, help_text)``; the module is imported only when the subcommand runs,
 so ``jaxmath info`` starts fast and a missing optional extra (matplotlib) only
 matters to the flag that needs it.
 """
@@ -48,7 +48,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    from jaxmath import __version__
+
     parser = OneLineParser(prog="jaxmath", description="jaxmath: the bare math of machine learning in JAX.")
+    parser.add_argument("--version", action="version", version=f"jaxmath {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, help_text in SUBCOMMANDS.items():
         # Import only the module of the subcommand being run (or all, for --help).
