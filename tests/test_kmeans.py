@@ -1,10 +1,12 @@
 """k-means: shapes, NumPy replays, scikit-learn's KMeans as the oracle, empty clusters, vmap, bad input."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxmath.unsupervised import _distances as D
 from jaxmath.unsupervised import kmeans as K
 
 
@@ -25,18 +27,30 @@ def _np_lloyd_step(X, C):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_fit_shapes_and_dtypes(dtype):
     X = jnp.asarray(_blobs(), dtype)
-    r = K.fit(X, init=X[jnp.array([0, 60, 120, 180, 240])])  # the restarts path: the MNIST test below
-    assert r.centroids.shape == (5, 4) and r.centroids.dtype == dtype
+    init = X[jnp.array([0, 60, 120, 180, 240])]
+    centroids, r = K.fit(X, params=init)  # the restarts path: the MNIST test below
+    assert centroids.shape == (5, 4) and centroids.dtype == dtype
     assert r.labels.shape == (300,) and r.labels.dtype == jnp.int32
-    assert r.inertia.shape == () and r.num_iterations.shape == () and r.converged.shape == ()
+    assert r.inertia.shape == () and r.num_steps.shape == () and r.converged.shape == ()
+    assert r.loss_history.shape == (300,) and r.loss_history.dtype == dtype
     assert bool(r.converged)
+    # loss history: the inertia each Lloyd iteration starts from, NaN after the last; Lloyd never raises it
+    steps = int(r.num_steps)
+    hist = np.asarray(r.loss_history, np.float64)
+    assert np.all(np.isnan(hist[steps:])) and np.all(np.isfinite(hist[:steps]))
+    Xn, C0 = np.asarray(X, np.float64), np.asarray(init, np.float64)
+    want0 = ((Xn[:, None] - C0[None]) ** 2).sum(-1).min(1).sum()
+    tol = 1e-10 if dtype == jnp.float64 else 1e-5
+    np.testing.assert_allclose(hist[0], want0, rtol=tol)
+    assert np.all(np.diff(hist[:steps]) <= tol * hist[0])
+    assert hist[steps - 1] >= float(r.inertia) * (1 - tol)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_lloyd_step_matches_numpy(dtype):
     X = _blobs(1)
     C = X[[0, 70, 130, 190, 250]]
-    new, labels = K.lloyd_step(jnp.asarray(X, dtype), jnp.asarray(C, dtype))
+    new, labels = K.lloyd_step(jnp.asarray(C, dtype), jnp.asarray(X, dtype))
     assert new.shape == (5, 4) and labels.shape == (300,)
     want_new, want_labels = _np_lloyd_step(X, C)
     np.testing.assert_array_equal(np.asarray(labels), want_labels)
@@ -44,14 +58,34 @@ def test_lloyd_step_matches_numpy(dtype):
     np.testing.assert_allclose(np.asarray(new), want_new, rtol=tol, atol=tol)
 
 
-def test_inertia_predict_and_squared_distances_match_numpy():
+def test_inertia_predict_and_apply_match_numpy():
     X, C = _blobs(2), _blobs(3)[:7]
     d = ((X[:, None, :] - C[None]) ** 2).sum(-1)
-    got = K.squared_distances(jnp.asarray(X), jnp.asarray(C))
+    got = K.apply(jnp.asarray(C), jnp.asarray(X))
     assert got.shape == (300, 7)
     np.testing.assert_allclose(np.asarray(got), d, rtol=1e-10, atol=1e-9)
     np.testing.assert_array_equal(np.asarray(K.predict(jnp.asarray(C), jnp.asarray(X))), d.argmin(1))
     np.testing.assert_allclose(float(K.inertia(jnp.asarray(C), jnp.asarray(X))), d.min(1).sum(), rtol=1e-10)
+    labels = jnp.asarray(d.argmin(1), jnp.int32)
+    np.testing.assert_allclose(float(K.inertia(jnp.asarray(C), jnp.asarray(X), labels)), d.min(1).sum(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_distance_trick_matches_the_plain_formula(dtype):
+    # The tuned assignment (‖c‖² − 2·c·x, one matmul) against Σ_j (x_j − c_j)² on the same inputs: MNIST-like
+    # scale (784 features, values in [0, 1]) where the expansion's cancellation is largest.
+    rng = np.random.default_rng(15)
+    X = jnp.asarray(rng.random((500, 784)), dtype)
+    C = X[:10] + jnp.asarray(rng.normal(0, 0.05, (10, 784)), dtype)
+    tuned, plain = D.squared_distances(X, C), D.squared_distances_reference(X, C)
+    chex.assert_trees_all_close(tuned, plain, rtol=1e-10 if dtype == jnp.float64 else 1e-4, atol=0)
+    ref = np.asarray(D.nearest_reference(X, C))
+    got = np.asarray(K.predict(C, X))
+    # labels agree except where two centroids are equally near within float rounding
+    srt = np.sort(np.asarray(plain, np.float64), axis=1)
+    clear = (srt[:, 1] - srt[:, 0]) > (1e-9 if dtype == jnp.float64 else 1e-3) * srt[:, 0]
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(got[clear], ref[clear])
 
 
 @pytest.mark.parametrize("tol", [0.0, 1e-4])
@@ -60,9 +94,9 @@ def test_same_result_as_sklearn_from_same_initial_centroids_float64(tol):
     X = _blobs(4)
     init = X[[0, 1, 2, 3, 4, 5]]  # poor start: several iterations before convergence
     sk = KMeans(6, init=init, n_init=1, algorithm="lloyd", tol=tol, max_iter=300).fit(X)
-    r = K.fit(jnp.asarray(X), init=jnp.asarray(init), tol=tol)
-    assert int(r.num_iterations) == sk.n_iter_ > 2
-    np.testing.assert_allclose(np.asarray(r.centroids), sk.cluster_centers_, rtol=0, atol=1e-5)
+    centroids, r = K.fit(jnp.asarray(X), params=jnp.asarray(init), tol=tol)
+    assert int(r.num_steps) == sk.n_iter_ > 2
+    np.testing.assert_allclose(np.asarray(centroids), sk.cluster_centers_, rtol=0, atol=1e-5)
     np.testing.assert_allclose(float(r.inertia), sk.inertia_, rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(r.labels), sk.labels_)
 
@@ -72,9 +106,9 @@ def test_same_result_as_sklearn_float32():
     X = _blobs(5, np.float32)
     init = X[[10, 20, 30, 40, 50]]
     sk = KMeans(5, init=init, n_init=1, algorithm="lloyd", tol=0.0, max_iter=300).fit(X)
-    r = K.fit(jnp.asarray(X), init=jnp.asarray(init), tol=0.0)
-    assert r.centroids.dtype == jnp.float32
-    np.testing.assert_allclose(np.asarray(r.centroids), sk.cluster_centers_, rtol=0, atol=1e-4)
+    centroids, r = K.fit(jnp.asarray(X), params=jnp.asarray(init), tol=0.0)
+    assert centroids.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(centroids), sk.cluster_centers_, rtol=0, atol=1e-4)
     np.testing.assert_allclose(float(r.inertia), sk.inertia_, rtol=1e-5)
 
 
@@ -82,15 +116,15 @@ def test_empty_cluster_is_reseeded_at_farthest_point_like_sklearn():
     KMeans = pytest.importorskip("sklearn.cluster").KMeans
     X = _blobs(6)
     init = np.concatenate([X[[0, 100, 200]], np.full((1, 4), 1e3)])  # the last centroid wins no sample
-    new, labels = K.lloyd_step(jnp.asarray(X), jnp.asarray(init))
+    new, labels = K.lloyd_step(jnp.asarray(init), jnp.asarray(X))
     assert np.all(np.isfinite(np.asarray(new)))
     # NumPy replay: the farthest sample from its own centroid becomes the empty cluster's centroid.
     d = ((X[:, None] - init[None, :3]) ** 2).sum(-1)
     far = d.min(1).argmax()
     np.testing.assert_allclose(np.asarray(new[3]), X[far], rtol=1e-12)
     sk = KMeans(4, init=init, n_init=1, algorithm="lloyd", tol=0.0).fit(X)
-    r = K.fit(jnp.asarray(X), init=jnp.asarray(init), tol=0.0)
-    np.testing.assert_allclose(np.asarray(r.centroids), sk.cluster_centers_, atol=1e-5)
+    centroids, r = K.fit(jnp.asarray(X), params=jnp.asarray(init), tol=0.0)
+    np.testing.assert_allclose(np.asarray(centroids), sk.cluster_centers_, atol=1e-5)
     np.testing.assert_allclose(float(r.inertia), sk.inertia_, rtol=1e-6)
 
 
@@ -98,7 +132,7 @@ def test_kmeans_plus_plus_picks_distinct_samples_one_per_separated_blob():
     rng = np.random.default_rng(7)
     centers = np.array([[0.0, 0], [100, 0], [0, 100], [100, 100]])
     X = np.concatenate([rng.normal(c, 1.0, (50, 2)) for c in centers])
-    C = np.asarray(K.kmeans_plus_plus(jax.random.key(1), jnp.asarray(X), 4))
+    C = np.asarray(K.init(jax.random.key(1), jnp.asarray(X), num_clusters=4))
     assert C.shape == (4, 2)
     rows = [np.flatnonzero((X == c).all(1)) for c in C]
     assert all(len(r) == 1 for r in rows)  # every centroid is a sample of X
@@ -116,61 +150,74 @@ def test_ten_restarts_within_one_percent_of_sklearn_on_mnist_slice():
     X = images.reshape(400, -1).astype(np.float64) / 255.0
     with threadpool_limits(1):  # the CI box has 2 cores; OpenMP oversubscription only slows it down
         sk = KMeans(10, n_init=10, random_state=0, algorithm="lloyd").fit(X)
-    r = K.fit(jnp.asarray(X), num_clusters=10, key=jax.random.key(0), num_restarts=10)
-    assert r.centroids.shape == (10, 784) and r.labels.shape == (400,) and r.inertia.shape == ()
+    centroids, r = K.fit_restarts(jax.random.key(0), jnp.asarray(X), num_clusters=10, num_restarts=10)
+    assert centroids.shape == (10, 784) and r.labels.shape == (400,) and r.inertia.shape == ()
     assert bool(r.converged)
     assert float(r.inertia) <= 1.01 * sk.inertia_
     # and the restarts help: the best of ten is no worse than a single run from the same first key
-    one = K.fit(jnp.asarray(X), num_clusters=10, key=jax.random.key(0), num_restarts=1)
+    _, one = K.fit_restarts(jax.random.key(0), jnp.asarray(X), num_clusters=10, num_restarts=1)
     assert float(r.inertia) <= float(one.inertia) + 1e-9
+    # fit from k-means++'s init of the same key is the single-restart run
+    first = jax.random.split(jax.random.key(0), 1)[0]
+    _, single = K.fit(jnp.asarray(X), params=K.init(first, jnp.asarray(X), num_clusters=10))
+    np.testing.assert_allclose(float(single.inertia), float(one.inertia), rtol=1e-9)
 
 
 def test_vmap_over_datasets_matches_separate_runs():
     Xs = jnp.stack([jnp.asarray(_blobs(s)) for s in (8, 9, 10)])
     inits = Xs[:, :5]
-    batched = jax.vmap(lambda X, C: K.fit(X, init=C))(Xs, inits)
-    assert batched.centroids.shape == (3, 5, 4)
+    batched, info = jax.vmap(lambda X, C: K.fit(X, params=C))(Xs, inits)
+    assert batched.shape == (3, 5, 4) and info.loss_history.shape == (3, 300)
     for i in range(3):
-        single = K.fit(Xs[i], init=inits[i])
-        np.testing.assert_allclose(np.asarray(batched.centroids[i]), np.asarray(single.centroids), atol=1e-10)
+        single = K.fit(Xs[i], params=inits[i])
+        chex.assert_trees_all_close((batched[i], jax.tree_util.tree_map(lambda a: a[i], info)), single,
+                                    atol=1e-10)
 
 
 def test_works_under_jit():
     X = jnp.asarray(_blobs(11))
-    got = jax.jit(lambda X: K.fit(X, init=X[:4]).inertia)(X)
-    np.testing.assert_allclose(float(got), float(K.fit(X, init=X[:4]).inertia), rtol=1e-12)
+    got = jax.jit(lambda X: K.fit(X, params=X[:4])[1].inertia)(X)
+    np.testing.assert_allclose(float(got), float(K.fit(X, params=X[:4])[1].inertia), rtol=1e-12)
 
 
 def test_bfloat16_stays_finite():
     X = jnp.asarray(_blobs(12), jnp.bfloat16)
-    init = K.kmeans_plus_plus(jax.random.key(0), X, 4)
-    r = K.fit(X, init=init, max_iter=20)
-    assert r.centroids.dtype == jnp.bfloat16
-    assert np.all(np.isfinite(np.asarray(r.centroids, np.float32))) and np.isfinite(float(r.inertia))
+    init = K.init(jax.random.key(0), X, num_clusters=4)
+    centroids, r = K.fit(X, params=init, max_steps=20)
+    assert centroids.dtype == jnp.bfloat16
+    assert np.all(np.isfinite(np.asarray(centroids, np.float32))) and np.isfinite(float(r.inertia))
 
 
 def test_bad_input_raises_before_compiling():
     X = jnp.asarray(_blobs(13)[:10])
     with pytest.raises(ValueError, match="num_clusters"):
-        K.fit(X, num_clusters=11, key=jax.random.key(0))
+        K.fit_restarts(jax.random.key(0), X, num_clusters=11)
     with pytest.raises(ValueError, match="num_clusters"):
-        K.kmeans_plus_plus(jax.random.key(0), X, 11)
+        K.init(jax.random.key(0), X, num_clusters=11)
     with pytest.raises(ValueError, match="num_clusters"):
-        K.fit(X, init=jnp.zeros((11, 4)))
-    with pytest.raises(ValueError, match=r"X contains 1 non-finite"):
-        K.fit(X.at[3, 2].set(jnp.nan), num_clusters=2, key=jax.random.key(0))
-    with pytest.raises(ValueError, match=r"centroids must have X's 4 features"):
-        K.fit(X, init=jnp.zeros((2, 3)))
+        K.fit(X, params=jnp.zeros((11, 4)))
+    with pytest.raises(ValueError, match=r"x contains 1 non-finite"):
+        K.fit_restarts(jax.random.key(0), X.at[3, 2].set(jnp.nan), num_clusters=2)
+    with pytest.raises(ValueError, match=r"params contains 1 non-finite"):
+        K.fit(X, params=X[:2].at[0, 0].set(jnp.inf))
+    with pytest.raises(ValueError, match=r"params \(centroids\) must have x's 4 features"):
+        K.fit(X, params=jnp.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"params \(centroids\) must have x's 4 features"):
+        jax.jit(K.predict)(jnp.zeros((2, 3)), X)  # static checks also raise under an outer jit
     with pytest.raises(ValueError, match="tol"):
-        K.fit(X, num_clusters=2, key=jax.random.key(0), tol=-1.0)
-    with pytest.raises(ValueError, match="X must be 2-dimensional"):
-        K.fit(X[0], num_clusters=2, key=jax.random.key(0))
+        K.fit_restarts(jax.random.key(0), X, num_clusters=2, tol=-1.0)
+    with pytest.raises(ValueError, match="x must be 2-dimensional"):
+        K.fit_restarts(jax.random.key(0), X[0], num_clusters=2)
+    with pytest.raises(TypeError, match=r"jax.random.key\(0\)"):
+        K.init(0, X, num_clusters=2)
+    with pytest.raises(TypeError):
+        K.init(jax.random.key(0), X, 2)  # hyperparameters are keyword-only
 
 
 def test_two_empty_clusters_take_the_two_farthest_samples():
     X = _blobs(14)
     init = np.concatenate([X[[0, 100]], np.full((1, 4), 1e3), np.full((1, 4), -1e3)])
-    new, _ = K.lloyd_step(jnp.asarray(X), jnp.asarray(init))
+    new, _ = K.lloyd_step(jnp.asarray(init), jnp.asarray(X))
     new = np.asarray(new)
     d = ((X[:, None] - init[None, :2]) ** 2).sum(-1)
     labels, far = d.argmin(1), np.argsort(-d.min(1))[:2]

@@ -2,6 +2,7 @@
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +14,7 @@ from jaxmath.unsupervised import som as S
 from jaxmath.unsupervised import som_grid as G
 
 minisom = pytest.importorskip("minisom")
+KEY = jax.random.key(0)  # method="pca" checks the key but does not use it
 
 
 def _heroes(dtype=np.float64):
@@ -53,17 +55,19 @@ def test_neighbourhoods_match_minisom(topology, name):
     want = m.neighborhood(win, sigma)
     pos = G.grid_indices(rows, cols) if name == "bubble" else G.grid_coordinates(rows, cols, topology=topology)
     pos = jnp.asarray(pos, jnp.float64)
-    got = NB.get(name)(pos - pos[win[0] * cols + win[1]], sigma)
+    got = NB.get(name)(pos - pos[win[0] * cols + win[1]], sigma=sigma)
     assert got.shape == (rows * cols,)
     np.testing.assert_allclose(np.asarray(got).reshape(rows, cols), want, rtol=1e-12, atol=1e-12)
 
 
 def test_neighbourhoods_by_hand():
     offsets = jnp.asarray([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [2.0, 0.0]], jnp.float32)
-    np.testing.assert_allclose(np.asarray(NB.gaussian(offsets, 1.0)), np.exp([0, -0.5, -1, -2]), rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(NB.mexican_hat(offsets, 1.0)),
+    np.testing.assert_allclose(np.asarray(NB.gaussian(offsets, sigma=1.0)), np.exp([0, -0.5, -1, -2]), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(NB.mexican_hat(offsets, sigma=1.0)),
                                [1, 0, -np.exp(-1), -3 * np.exp(-2)], rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(np.asarray(NB.bubble(offsets, 2.0)), [1, 1, 1, 0])
+    np.testing.assert_array_equal(np.asarray(NB.bubble(offsets, sigma=2.0)), [1, 1, 1, 0])
+    with pytest.raises(TypeError):
+        NB.gaussian(offsets, 1.0)  # σ is keyword-only
 
 
 @pytest.mark.parametrize("name", ["asymptotic", "linear_to_zero", "inverse_to_zero", "linear_to_one",
@@ -84,41 +88,48 @@ def test_decays_match_minisom(name):
 def test_online_training_replays_minisom_float64(topology, neighbourhood, sigma):
     X = _heroes()
     # PCA init: distinct prototypes, so no exact ties in the winner search (random init may pick a sample twice)
-    state = S.init(None, jnp.asarray(X), 4, 5, method="pca")
-    assert state.weights.shape == (4, 5, 6)
-    m = _minisom(4, 5, 6, state.weights, sigma=sigma, learning_rate=0.5, neighborhood_function=neighbourhood,
+    state = S.init(KEY, jnp.asarray(X), rows=4, cols=5, method="pca")
+    assert state.shape == (4, 5, 6)
+    m = _minisom(4, 5, 6, state, sigma=sigma, learning_rate=0.5, neighborhood_function=neighbourhood,
                  topology=topology)
     m.train(X, 100)
-    new, winners = S.train(state, jnp.asarray(X), num_iterations=100, sigma=sigma, learning_rate=0.5,
-                           neighbourhood=neighbourhood, topology=topology)
-    assert new.weights.shape == (4, 5, 6) and winners.shape == (100,) and int(new.step) == 100
-    np.testing.assert_allclose(np.asarray(new.weights), m.get_weights(), rtol=1e-7, atol=1e-7)
-    qe = float(S.quantization_error(new.weights, jnp.asarray(X)))
+    new, info = S.fit(jnp.asarray(X), params=state, max_steps=100, sigma=sigma, learning_rate=0.5,
+                      neighbourhood=neighbourhood, topology=topology)
+    assert new.shape == (4, 5, 6) and info.winners.shape == (100,) and int(info.num_steps) == 100
+    assert info.loss_history.shape == (100,) and not bool(info.converged)
+    np.testing.assert_allclose(np.asarray(new), m.get_weights(), rtol=1e-7, atol=1e-7)
+    qe = float(S.quantization_error(new, jnp.asarray(X)))
     assert qe == pytest.approx(m.quantization_error(X), rel=1e-6)
-    te = float(S.topographic_error(new.weights, jnp.asarray(X), topology=topology))
+    te = float(S.topographic_error(new, jnp.asarray(X), topology=topology))
     assert te == pytest.approx(m.topographic_error(X), abs=1e-12)
 
 
 def test_online_training_float32_close_to_minisom():
     X = _heroes(np.float32)
-    state = S.init(None, jnp.asarray(X), 3, 3, method="pca")
-    m = _minisom(3, 3, 6, state.weights, sigma=1.0, learning_rate=0.5,
+    state = S.init(KEY, jnp.asarray(X), rows=3, cols=3, method="pca")
+    m = _minisom(3, 3, 6, state, sigma=1.0, learning_rate=0.5,
                  decay_function="linear_decay_to_zero", sigma_decay_function="linear_decay_to_one")
     m.train(X, 48)
-    new, _ = S.train(state, jnp.asarray(X), num_iterations=48, sigma=1.0, learning_rate=0.5,
-                     learning_rate_decay="linear_to_zero", sigma_decay="linear_to_one")
-    assert new.weights.dtype == jnp.float32
-    np.testing.assert_allclose(np.asarray(new.weights), m.get_weights(), rtol=1e-5, atol=1e-5)
+    new, _ = S.fit(jnp.asarray(X), params=state, max_steps=48, sigma=1.0, learning_rate=0.5,
+                   learning_rate_decay="linear_to_zero", sigma_decay="linear_to_one")
+    assert new.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(new), m.get_weights(), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("topology", ["rectangular", "hexagonal"])
 def test_batch_training_replays_minisom_train_batch_offline(topology):
     X = _heroes()
-    state = S.init(None, jnp.asarray(X), 3, 5, method="pca")
-    m = _minisom(3, 5, 6, state.weights, sigma=1.2, learning_rate=0.7, topology=topology)
+    state = S.init(KEY, jnp.asarray(X), rows=3, cols=5, method="pca")
+    m = _minisom(3, 5, 6, state, sigma=1.2, learning_rate=0.7, topology=topology)
     m.train_batch_offline(X, 15)
-    new = S.train_batch(state, jnp.asarray(X), num_iterations=15, sigma=1.2, learning_rate=0.7, topology=topology)
-    np.testing.assert_allclose(np.asarray(new.weights), m.get_weights(), rtol=1e-10, atol=1e-10)
+    new, info = S.fit_batch(jnp.asarray(X), params=state, max_steps=15, sigma=1.2, learning_rate=0.7,
+                            topology=topology)
+    np.testing.assert_allclose(np.asarray(new), m.get_weights(), rtol=1e-10, atol=1e-10)
+    assert info.winners.shape == (15, 16) and info.loss_history.shape == (15,) and int(info.num_steps) == 15
+    # the loss history is the quantization error of the weights each step starts from
+    assert float(info.loss_history[0]) == pytest.approx(float(S.quantization_error(state, jnp.asarray(X))),
+                                                        rel=1e-10)
+    assert bool(info.converged) == bool(np.array_equal(info.winners[-1], info.winners[-2]))
 
 
 def test_quantization_error_within_5_percent_of_minisom_on_mnist_independent_inits():
@@ -127,40 +138,41 @@ def test_quantization_error_within_5_percent_of_minisom_on_mnist_independent_ini
     m = minisom.MiniSom(5, 5, 784, sigma=1.5, learning_rate=0.5, random_seed=3)
     m.random_weights_init(X)
     m.train(X, 900, random_order=True)
-    state = S.init(jax.random.key(3), jnp.asarray(X), 5, 5)
-    state, _ = S.train(state, jnp.asarray(X), num_iterations=900, sigma=1.5, learning_rate=0.5,
-                       key=jax.random.key(4))
-    ours = float(S.quantization_error(state.weights, jnp.asarray(X)))
+    state = S.init(jax.random.key(3), jnp.asarray(X), rows=5, cols=5)
+    state, _ = S.fit(jnp.asarray(X), params=state, max_steps=900, sigma=1.5, learning_rate=0.5,
+                     key=jax.random.key(4))
+    ours = float(S.quantization_error(state, jnp.asarray(X)))
     theirs = m.quantization_error(X)
     assert abs(ours - theirs) <= 0.05 * theirs
 
 
 def test_map_measures_match_minisom():
     X = _heroes()
-    state = S.init(None, jnp.asarray(X), 4, 5, method="pca")
-    state, _ = S.train(state, jnp.asarray(X), num_iterations=64, sigma=1.5)
-    w = np.asarray(state.weights)
+    state = S.init(KEY, jnp.asarray(X), rows=4, cols=5, method="pca")
+    state, _ = S.fit(jnp.asarray(X), params=state, max_steps=64, sigma=1.5)
+    w = np.asarray(state)
     for topology in ("rectangular", "hexagonal"):
         m = _minisom(4, 5, 6, w, topology=topology)
         for scaling in ("sum", "mean"):
-            u = S.u_matrix(state.weights, topology=topology, scaling=scaling)
+            u = S.u_matrix(state, topology=topology, scaling=scaling)
             assert u.shape == (4, 5)
             np.testing.assert_allclose(np.asarray(u), m.distance_map(scaling=scaling), rtol=1e-12)
     m = _minisom(4, 5, 6, w)
-    bmus = np.asarray(S.best_matching_units(state.weights, jnp.asarray(X)))
+    bmus = np.asarray(S.best_matching_units(state, jnp.asarray(X)))
     assert bmus.shape == (16, 2)
     assert [tuple(b) for b in bmus] == [tuple(int(i) for i in m.winner(x)) for x in X]
-    hits = S.winner_map(state.weights, jnp.asarray(X))
+    hits = S.winner_map(state, jnp.asarray(X))
     assert hits.shape == (4, 5) and int(hits.sum()) == 16
     np.testing.assert_array_equal(np.asarray(hits), m.activation_response(X))
 
 
 def test_init_random_uses_samples_and_pca_matches_numpy():
     X = _heroes()
-    state = S.init(jax.random.key(6), jnp.asarray(X), 3, 4)
-    flat = np.asarray(state.weights).reshape(12, 6)
+    state = S.init(jax.random.key(6), jnp.asarray(X), rows=3, cols=4)
+    flat = np.asarray(state).reshape(12, 6)
+    assert state.shape == (3, 4, 6)
     assert all((X == row).all(1).any() for row in flat)
-    pca = np.asarray(S.init(None, jnp.asarray(X), 3, 4, method="pca").weights)
+    pca = np.asarray(S.init(KEY, jnp.asarray(X), rows=3, cols=4, method="pca"))
     vals, vecs = np.linalg.eigh(np.cov(X, rowvar=False))
     v = vecs[:, ::-1][:, :2]
     v = v * np.sign(v[np.abs(v).argmax(0), [0, 1]]) * np.sqrt(vals[::-1][:2])
@@ -171,72 +183,132 @@ def test_init_random_uses_samples_and_pca_matches_numpy():
 
 def test_training_on_heroes_lowers_quantization_error():
     X = jnp.asarray(_heroes(np.float32))
-    state = S.init(None, X, 3, 3, method="pca")
-    before = float(S.quantization_error(state.weights, X))
-    state, _ = S.train(state, X, num_iterations=160, sigma=1.0, learning_rate=0.5)
-    after = float(S.quantization_error(state.weights, X))
+    state = S.init(KEY, X, rows=3, cols=3, method="pca")
+    before = float(S.quantization_error(state, X))
+    state, info = S.fit(X, params=state, max_steps=160, sigma=1.0, learning_rate=0.5)
+    after = float(S.quantization_error(state, X))
     assert after < 0.9 * before
+    # the online loss history (distance of each step's example to its winner) falls with it
+    hist = np.asarray(info.loss_history, np.float64)
+    assert hist[-16:].mean() < 0.9 * hist[:16].mean()
 
 
 def test_vmap_over_shuffle_keys_matches_separate_runs():
     X = jnp.asarray(_heroes())
-    state = S.init(jax.random.key(7), X, 3, 3)
+    state = S.init(jax.random.key(7), X, rows=3, cols=3)
     keys = jax.random.split(jax.random.key(8), 3)
-    batched, _ = jax.vmap(lambda k: S.train(state, X, num_iterations=32, key=k))(keys)
-    assert batched.weights.shape == (3, 3, 3, 6)
+    batched, _ = jax.vmap(lambda k: S.fit(X, params=state, max_steps=32, key=k))(keys)
+    assert batched.shape == (3, 3, 3, 6)
     for i in range(3):
-        single, _ = S.train(state, X, num_iterations=32, key=keys[i])
-        np.testing.assert_allclose(np.asarray(batched.weights[i]), np.asarray(single.weights), atol=1e-12)
+        single, _ = S.fit(X, params=state, max_steps=32, key=keys[i])
+        chex.assert_trees_all_close(batched[i], single, atol=1e-12)
 
 
 def test_bfloat16_stays_finite():
     X = jnp.asarray(_heroes(np.float32), jnp.bfloat16)
-    state = S.init(jax.random.key(9), X, 3, 3)
-    state, _ = S.train(state, X, num_iterations=32, neighbourhood="mexican_hat")
-    state = S.train_batch(state, X, num_iterations=3)
-    assert state.weights.dtype == jnp.bfloat16
-    assert np.all(np.isfinite(np.asarray(state.weights, np.float32)))
-    assert np.isfinite(float(S.quantization_error(state.weights, X)))
+    state = S.init(jax.random.key(9), X, rows=3, cols=3)
+    state, info = S.fit(X, params=state, max_steps=32, neighbourhood="mexican_hat")
+    assert np.all(np.isfinite(np.asarray(info.loss_history, np.float32)))
+    state, _ = S.fit_batch(X, params=state, max_steps=3)
+    assert state.dtype == jnp.bfloat16
+    assert np.all(np.isfinite(np.asarray(state, np.float32)))
+    assert np.isfinite(float(S.quantization_error(state, X)))
 
 
 def test_bad_input_raises_before_compiling():
     X = jnp.asarray(_heroes())
     with pytest.raises(ValueError, match="rows must be >= 1"):
-        S.init(jax.random.key(0), X, 0, 3)
+        S.init(jax.random.key(0), X, rows=0, cols=3)
     with pytest.raises(ValueError, match="cols must be >= 1"):
-        S.init(jax.random.key(0), X, 3, 0)
+        S.init(jax.random.key(0), X, rows=3, cols=0)
     with pytest.raises(ValueError, match="rows must be >= 1"):
         S.quantization_error(jnp.zeros((0, 3, 6)), X)
-    with pytest.raises(ValueError, match="X contains 1 non-finite"):
-        S.init(jax.random.key(0), X.at[2, 2].set(jnp.nan), 3, 3)
-    state = S.init(jax.random.key(0), X, 3, 3)
-    with pytest.raises(ValueError, match="X contains 1 non-finite"):
-        S.train(state, X.at[0, 0].set(jnp.inf))
+    with pytest.raises(TypeError, match=r"jax.random.key\(0\)"):
+        S.init(None, X, rows=3, cols=3, method="pca")
+    with pytest.raises(ValueError, match="x contains 1 non-finite"):
+        S.init(jax.random.key(0), X.at[2, 2].set(jnp.nan), rows=3, cols=3)
+    state = S.init(jax.random.key(0), X, rows=3, cols=3)
+    with pytest.raises(ValueError, match="x contains 1 non-finite"):
+        S.fit(X.at[0, 0].set(jnp.inf), params=state)
     with pytest.raises(ValueError, match="neighbourhood must be one of"):
-        S.train(state, X, neighbourhood="triangle")
+        S.fit(X, params=state, neighbourhood="triangle")
     with pytest.raises(ValueError, match="topology must be one of"):
-        S.train(state, X, topology="toroidal")
+        S.fit_batch(X, params=state, topology="toroidal")
     with pytest.raises(ValueError, match="sigma must be > 0"):
-        S.train(state, X, sigma=0.0)
+        S.fit(X, params=state, sigma=0.0)
     with pytest.raises(ValueError, match="learning_rate_decay must be one of"):
-        S.train(state, X, learning_rate_decay="cosine")
-    with pytest.raises(ValueError, match=r"X must have 6 features"):
-        S.train(state, X[:, :5])
+        S.fit(X, params=state, learning_rate_decay="cosine")
+    with pytest.raises(ValueError, match=r"x must have 6 features"):
+        S.fit(X[:, :5], params=state)
+    with pytest.raises(ValueError, match=r"x must have 6 features"):
+        jax.jit(S.quantization_error)(state, X[:, :5])  # static checks also raise under an outer jit
 
 
-def test_new_hyperparameter_values_reuse_the_compiled_epoch_and_public_call_works_under_jit():
+def test_new_data_and_hyperparameters_reuse_the_compiled_epoch_and_public_call_works_under_jit():
     X = jnp.asarray(_heroes())
-    state = S.init(None, X, 3, 3, method="pca")
-    traces = []
+    state = S.init(KEY, X, rows=3, cols=3, method="pca")
 
-    def counting_decay(p0, s, T):  # runs only while tracing
-        traces.append(1)
+    def decay(p0, s, T):  # the library calls it only while tracing its jitted epoch
         return p0 / (1 + s / (T / 2))
 
-    outs = [S.train(state, X, num_iterations=16, learning_rate=lr, sigma=sig, learning_rate_decay=counting_decay)[0]
-            for lr, sig in [(0.5, 1.0), (0.3, 1.2), (0.1, 2.0)]]
-    assert len(traces) == 1  # η(0) and σ(0) are traced arguments: one compilation for all three
-    assert not np.allclose(np.asarray(outs[0].weights), np.asarray(outs[1].weights))
-    jitted = jax.jit(lambda X: S.quantization_error(S.train(state, X, num_iterations=16)[0].weights, X))
-    want = S.quantization_error(S.train(state, X, num_iterations=16)[0].weights, X)
-    np.testing.assert_allclose(float(jitted(X)), float(want), rtol=1e-12)
+    chex.clear_trace_counter()
+    counted = chex.assert_max_traces(decay, n=1)
+    rng = np.random.default_rng(0)
+    outs = []
+    for lr, sig in [(0.5, 1.0), (0.3, 1.2), (0.1, 2.0)]:  # new data of the same shape and new η(0), σ(0)
+        x = X + jnp.asarray(rng.normal(0, 0.1, X.shape))
+        outs.append(S.fit(x, params=state, max_steps=16, learning_rate=lr, sigma=sig,
+                          learning_rate_decay=counted)[0])
+    assert not np.allclose(np.asarray(outs[0]), np.asarray(outs[1]))
+    with pytest.raises(AssertionError, match="traced > 1 times"):  # a new static shape does retrace
+        S.fit(X, params=state, max_steps=17, learning_rate_decay=counted)
+    jitted = jax.jit(lambda X, W: S.quantization_error(S.fit(X, params=W, max_steps=16)[0], X))
+    want = S.quantization_error(S.fit(X, params=state, max_steps=16)[0], X)
+    np.testing.assert_allclose(float(jitted(X, state)), float(want), rtol=1e-12)
+
+
+def _fit_both(params, x, *, max_steps, key=None, **kw):
+    args = (params, x, 0.5, 2.0, key if key is not None else KEY, max_steps, kw.get("neighbourhood", "gaussian"),
+            kw.get("topology", "rectangular"), G.decay("asymptotic"), G.decay("asymptotic"), key is not None, None)
+    return S._fit_online(*args), S._fit_online_reference(*args)
+
+
+@pytest.mark.parametrize("neighbourhood,topology", [("gaussian", "rectangular"), ("bubble", "hexagonal")])
+def test_tuned_online_epoch_matches_the_plain_update(neighbourhood, topology):
+    # 10 x 10 x 784 float64 is 627 KiB: on CPU the tuned epoch splits the neurons into 3 blocks, and 301 steps
+    # make 2 chunks of 151 with one padded step, so ‖w‖² is carried, refreshed once, and padding is dropped.
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.random((120, 784)))
+    params = x[:100].reshape(10, 10, 784) + jnp.asarray(rng.normal(0, 0.05, (10, 10, 784)))
+    if jax.default_backend() == "cpu":
+        assert len(S._row_blocks(100, 784, 8)) == 3
+    (w, winners, dists), (w_ref, winners_ref, dists_ref) = _fit_both(
+        params, x, max_steps=301, key=jax.random.key(2), neighbourhood=neighbourhood, topology=topology)
+    assert w.shape == (10, 10, 784) and winners.shape == dists.shape == (301,)
+    np.testing.assert_array_equal(np.asarray(winners), np.asarray(winners_ref))
+    chex.assert_trees_all_close((w, dists), (w_ref, dists_ref), rtol=1e-9, atol=1e-9)
+    # and the public fit runs the tuned epoch
+    new, info = S.fit(x, params=params, max_steps=301, learning_rate=0.5, sigma=2.0, key=jax.random.key(2),
+                      neighbourhood=neighbourhood, topology=topology)
+    chex.assert_trees_all_close((new, info.winners, info.loss_history), (w, winners, dists), rtol=0, atol=0)
+
+
+def test_apply_and_predict_match_numpy():
+    X = _heroes()
+    W = np.asarray(S.init(KEY, jnp.asarray(X), rows=2, cols=3, method="pca"))
+    d = np.sqrt(((X[:, None] - W.reshape(6, 6)[None]) ** 2).sum(-1))
+    got = S.apply(jnp.asarray(W), jnp.asarray(X))
+    assert got.shape == (16, 2, 3)
+    np.testing.assert_allclose(np.asarray(got).reshape(16, 6), d, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(np.asarray(S.predict(jnp.asarray(W), jnp.asarray(X))), d.argmin(1))
+
+
+def test_warm_start_batch_fit_continues_the_same_schedule():
+    # With constant η and σ, two batch fits of 3 steps are one of 6: the second starts from the first's weights.
+    X = jnp.asarray(_heroes())
+    state = S.init(KEY, X, rows=3, cols=3, method="pca")
+    kw = dict(learning_rate=0.5, sigma=1.0, learning_rate_decay="constant", sigma_decay="constant")
+    six, _ = S.fit_batch(X, params=state, max_steps=6, **kw)
+    three, _ = S.fit_batch(X, params=state, max_steps=3, **kw)
+    again, _ = S.fit_batch(X, params=three, max_steps=3, **kw)
+    chex.assert_trees_all_close(again, six, rtol=1e-12)

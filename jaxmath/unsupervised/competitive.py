@@ -7,12 +7,13 @@ nearest weight vector (Euclidean distance √Σ_j d_j², d = w − x), and (seed
     WTM:  w_i    ← w_i − η · Θ(best, i) · (w_i − x)   for every i        (its neighbours follow)
 
 Θ is a neighbourhood function (:mod:`jaxmath.unsupervised.neighbourhoods`) of the neurons' positions, by
-default a chain p_i = i. The online forms scan the examples one by one (``lax.scan``); the batch forms move
-every neuron once per pass towards the (Θ-weighted) mean of the examples it wins:
+default a chain p_i = i; ``neighbourhood=None`` is WTA. :func:`fit` scans the examples one by one
+(``lax.scan``); :func:`fit_batch` moves every neuron once per pass towards the (Θ-weighted) mean of the
+examples it wins:
 
     batch:  w_i ← w_i − η · (w_i − Σ_n Θ(best_n, i)·x_n / Σ_n Θ(best_n, i))
 
-The state is a :class:`CompetitiveState` pytree; all functions work under ``jit`` and ``vmap``.
+Params are the (num_neurons, d) weight array; everything works under ``jit`` and ``vmap``.
 """
 
 from __future__ import annotations
@@ -25,215 +26,228 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxmath import _validation as V
-from jaxmath.distances import pairwise_distances
+from jaxmath.unsupervised import _distances as D
 from jaxmath.unsupervised import neighbourhoods as _nb
 
 Array = jax.Array
 
 
-class CompetitiveState(NamedTuple):
-    """weights: (num_neurons, d) one weight vector per neuron; step: () int32, examples seen so far."""
+class CompetitiveInfo(NamedTuple):
+    """What a fit did.
 
-    weights: Array
-    step: Array
+    converged: () bool, the winners of the last pass equal those of the pass before (False with one pass):
+      the rules have no stopping test, they run all ``max_steps`` passes.
+    num_steps: () int32, passes over the data made.
+    loss_history: (max_steps,) mean distance ‖x_n − w_best(n)‖ of the examples to their winners in each pass
+      (online: before each example's update; batch: with the weights the pass starts from).
+    winners: online (max_steps · n,) int32 winner of each update; batch (max_steps, n) assignment of each pass.
+    """
+
+    converged: Array
+    num_steps: Array
+    loss_history: Array
+    winners: Array
 
 
-def init(key, X, num_neurons: int) -> CompetitiveState:
-    """Start each of ``num_neurons`` neurons at a distinct example of X (X: (n, d), num_neurons ≤ n)."""
-    _check_data(X, "X")
+def init(key, x, *, num_neurons: int) -> Array:
+    """Start each of ``num_neurons`` neurons at a distinct example of x.
+
+    Args:
+      key: PRNG key.
+      x: (n, d) float array.
+      num_neurons: m ≤ n.
+
+    Returns:
+      (num_neurons, d) weights of x's dtype.
+    """
+    V.check_key(key)
+    x = jnp.asarray(x)
+    _check_data(x, "x")
     V.check_integer(num_neurons, name="num_neurons", minimum=1)
-    if num_neurons > X.shape[0]:
+    if num_neurons > x.shape[0]:
         raise ValueError(f"num_neurons must be <= the number of samples, got num_neurons={num_neurons} "
-                         f"and X.shape={tuple(X.shape)}")
-    idx = jax.random.choice(key, X.shape[0], (num_neurons,), replace=False)
-    return CompetitiveState(jnp.asarray(X)[idx], jnp.zeros((), jnp.int32))
+                         f"and x.shape={tuple(x.shape)}")
+    V.check_finite(x, name="x")
+    idx = jax.random.choice(key, x.shape[0], (num_neurons,), replace=False)
+    return jnp.asarray(x)[idx]
 
 
-def distances(weights, x) -> Array:
-    """Euclidean distance √Σ_j (w_ij − x_j)² from one example x (d,) to each weight vector, shape (num_neurons,)."""
-    d = jnp.asarray(weights) - jnp.asarray(x)
+@jax.jit
+def apply(params, x) -> Array:
+    """Euclidean distance √Σ_j (w_ij − x_j)² from each example to each neuron.
+
+    Args:
+      params: (num_neurons, d) weights.
+      x: (d,) or (n, d) float array.
+
+    Returns:
+      (num_neurons,) or (n, num_neurons) distances.
+    """
+    _check_params(params, x, ndim=(1, 2))
+    d = params - x[..., None, :]
     return jnp.sqrt(jnp.sum(d * d, axis=-1))
 
 
-def winner(weights, x) -> Array:
-    """Index of the weight vector nearest to x (the first one on ties): () int32."""
-    d = jnp.asarray(weights) - jnp.asarray(x)
-    return jnp.argmin(jnp.sum(d * d, axis=-1)).astype(jnp.int32)
+@jax.jit
+def predict(params, x) -> Array:
+    """The winner, argmin of :func:`apply` (the first neuron on ties): () or (n,) int32 for x (d,) or (n, d)."""
+    _check_params(params, x, ndim=(1, 2))
+    d = params - x[..., None, :]
+    return jnp.argmin(jnp.sum(d * d, axis=-1), axis=-1).astype(jnp.int32)
 
 
-def _positions(positions, num_neurons, dtype):
+def _theta(best, num_neurons, sigma, neighbourhood, positions, dtype):
+    if neighbourhood is None:  # winner takes all
+        return (jnp.arange(num_neurons) == best).astype(dtype)
+    return _nb.get(neighbourhood)(positions - positions[best], sigma=sigma).astype(dtype)
+
+
+def _update(w, x, eta, sigma, neighbourhood, positions):
+    d = w - x
+    sq = jnp.sum(d * d, axis=-1)
+    best = jnp.argmin(sq).astype(jnp.int32)
+    theta = _theta(best, w.shape[0], sigma, neighbourhood, positions, w.dtype)
+    return w - eta * theta[:, None] * d, best, jnp.sqrt(sq[best])
+
+
+@partial(jax.jit, static_argnames=("neighbourhood",))
+def update(params, x, *, learning_rate=0.1, neighbourhood=None, sigma=1.0, positions=None):
+    """One online update for one example: WTA (``neighbourhood=None``) w_best ← w_best − η·(w_best − x), or
+    WTM w_i ← w_i − η·Θ(best, i)·(w_i − x) for every neuron i.
+
+    Args:
+      params: (num_neurons, d) weights.
+      x: (d,) float array, one example.
+      learning_rate: η.
+      neighbourhood: None (WTA), or "gaussian", "mexican_hat", "bubble" (WTM).
+      sigma: spread σ of Θ (WTM only).
+      positions: (num_neurons, p) neuron positions Θ is measured on; default the chain p_i = i.
+
+    Returns:
+      (params, best): the new weights and the winner's index, () int32.
+    """
+    _check_params(params, x, ndim=1)
+    positions = _positions(neighbourhood, positions, params.shape[0], params.dtype)
+    w, best, _ = _update(params, x, jnp.asarray(learning_rate, params.dtype), sigma, neighbourhood, positions)
+    return w, best
+
+
+def _positions(neighbourhood, positions, num_neurons, dtype):
+    if neighbourhood is not None:
+        V.check_choice(neighbourhood, tuple(_nb.NEIGHBOURHOODS), name="neighbourhood")
     if positions is None:
         return jnp.arange(num_neurons, dtype=dtype)[:, None]
+    V.check_ndim(positions, 2, name="positions")
+    if positions.shape[0] != num_neurons:
+        raise ValueError(f"positions must have one row per neuron ({num_neurons}), got "
+                         f"positions.shape={tuple(positions.shape)}")
     return jnp.asarray(positions, dtype)
 
 
-def _step(weights, x, eta, sigma, neighbourhood, positions):
-    d = weights - x
-    best = jnp.argmin(jnp.sum(d * d, axis=-1)).astype(jnp.int32)
-    if neighbourhood is None:  # winner takes all
-        theta = (jnp.arange(weights.shape[0]) == best).astype(weights.dtype)
-    else:
-        theta = _nb.get(neighbourhood)(positions - positions[best], sigma).astype(weights.dtype)
-    return weights - eta * theta[:, None] * d, best
+def _converged(winners):
+    if winners.shape[0] < 2:
+        return jnp.zeros((), bool)
+    return jnp.all(winners[-1] == winners[-2])
 
 
-_step_jit = jax.jit(_step, static_argnames=("neighbourhood",))
+@partial(jax.jit, static_argnames=("neighbourhood", "max_steps"))
+def _fit(params, x, eta, sigma, positions, neighbourhood, max_steps):
+    eta = jnp.asarray(eta, params.dtype)
+
+    def one(w, xi):
+        w, best, dist = _update(w, xi, eta, sigma, neighbourhood, positions)
+        return w, (best, dist)
+
+    def one_pass(w, _):
+        return lax.scan(one, w, x)
+
+    w, (winners, dists) = lax.scan(one_pass, params, None, length=max_steps)
+    loss = jnp.mean(dists.astype(jnp.promote_types(dists.dtype, jnp.float32)), axis=1).astype(params.dtype)
+    info = CompetitiveInfo(_converged(winners), jnp.asarray(max_steps, jnp.int32), loss, winners.reshape(-1))
+    return w, info
 
 
-@partial(jax.jit, static_argnames=("neighbourhood", "num_epochs"))
-def _train(state, X, eta, sigma, positions, neighbourhood, num_epochs):
-    eta = jnp.asarray(eta, state.weights.dtype)
+@partial(jax.jit, static_argnames=("neighbourhood", "max_steps", "precision"))
+def _fit_batch(params, x, eta, sigma, positions, neighbourhood, max_steps, precision):
+    eta = jnp.asarray(eta, params.dtype)
+    m = params.shape[0]
 
-    def body(state, x):
-        weights, best = _step(state.weights, x, eta, sigma, neighbourhood, positions)
-        return CompetitiveState(weights, state.step + 1), best
-
-    return lax.scan(body, state, jnp.tile(X, (num_epochs, 1)))
-
-
-@partial(jax.jit, static_argnames=("neighbourhood", "num_iterations", "precision"))
-def _train_batch(state, X, eta, sigma, positions, neighbourhood, num_iterations, precision):
-    eta = jnp.asarray(eta, state.weights.dtype)
-    m = state.weights.shape[0]
-
-    def body(state, _):
-        w = state.weights
-        best = jnp.argmin(pairwise_distances(X, w, metric="squared_euclidean", precision=precision), axis=1)
+    def one_pass(w, _):
+        sq = D.squared_distances(x, w, precision)
+        best = jnp.argmin(sq, axis=1).astype(jnp.int32)
+        loss = jnp.mean(jnp.sqrt(jnp.min(sq, axis=1)))
         if neighbourhood is None:
             theta = jax.nn.one_hot(best, m, dtype=w.dtype)  # (n, m)
         else:
             fn = _nb.get(neighbourhood)
-            theta = fn(positions[None, :, :] - positions[best][:, None, :], sigma).astype(w.dtype)
+            theta = fn(positions[None, :, :] - positions[best][:, None, :], sigma=sigma).astype(w.dtype)
         den = jnp.sum(theta, axis=0)
-        num = jnp.matmul(theta.T, X, precision=precision)
+        num = jnp.matmul(theta.T, x, precision=precision)
         has = den > 0
         target = num / jnp.where(has, den, 1)[:, None]
-        w = jnp.where(has[:, None], w - eta * (w - target), w)
-        return CompetitiveState(w, state.step + X.shape[0]), best.astype(jnp.int32)
+        return jnp.where(has[:, None], w - eta * (w - target), w), (best, loss)
 
-    return lax.scan(body, state, None, length=num_iterations)
-
-
-def wta_step(state: CompetitiveState, x, *, learning_rate=0.1):
-    """One winner-takes-all update: w_best ← w_best − η·(w_best − x).
-
-    Args:
-      state: :class:`CompetitiveState`, weights (num_neurons, d).
-      x: (d,) float array, one example.
-      learning_rate: η.
-
-    Returns:
-      (state, best): the new state and the winner's index, () int32.
-    """
-    x = jnp.asarray(x)
-    V.check_ndim(x, 1, name="x")
-    _check_state(state, x[None], example=True)
-    V.check_positive(learning_rate, name="learning_rate")
-    weights, best = _step_jit(state.weights, x, jnp.asarray(learning_rate, state.weights.dtype),
-                          None, None, None)
-    return CompetitiveState(weights, state.step + 1), best
+    w, (winners, loss) = lax.scan(one_pass, params, None, length=max_steps)
+    return w, CompetitiveInfo(_converged(winners), jnp.asarray(max_steps, jnp.int32), loss, winners)
 
 
-def wtm_step(state: CompetitiveState, x, *, learning_rate=0.1, sigma=1.0, neighbourhood="gaussian",
-             positions=None):
-    """One winner-takes-most update: w_i ← w_i − η·Θ(best, i)·(w_i − x) for every neuron i.
+def fit(x, *, params, max_steps: int = 1, learning_rate=0.1, neighbourhood=None, sigma=1.0, positions=None):
+    """Online WTA / WTM over the rows of x in order (``lax.scan``), starting from ``params``.
+
+    One step is one pass over x (every example once, one update each).
 
     Args:
-      state: :class:`CompetitiveState`, weights (num_neurons, d).
-      x: (d,) float array.
-      learning_rate: η.
-      sigma: spread σ of Θ.
-      neighbourhood: "gaussian", "mexican_hat" or "bubble".
-      positions: (num_neurons, p) neuron positions Θ is measured on; default the chain p_i = i.
+      x: (n, d) float array.
+      params: (num_neurons, d) starting weights (:func:`init`, or weights of an earlier fit).
+      max_steps: passes over x.
+      learning_rate, neighbourhood, sigma, positions: as :func:`update` (``neighbourhood=None`` is WTA).
 
     Returns:
-      (state, best).
+      (params, info): the new weights and a :class:`CompetitiveInfo`, winners (max_steps · n,).
     """
-    x = jnp.asarray(x)
-    V.check_ndim(x, 1, name="x")
-    _check_state(state, x[None], example=True)
-    _check_wtm(learning_rate, sigma, neighbourhood, positions, state.weights.shape[0])
-    w = state.weights
-    weights, best = _step_jit(w, x, jnp.asarray(learning_rate, w.dtype), sigma, neighbourhood,
-                          _positions(positions, w.shape[0], w.dtype))
-    return CompetitiveState(weights, state.step + 1), best
+    x, params = jnp.asarray(x), jnp.asarray(params)
+    _check_fit(x, params, max_steps, learning_rate, sigma)
+    positions = _positions(neighbourhood, positions, params.shape[0], params.dtype)
+    return _fit(params, x, learning_rate, sigma, positions, neighbourhood, max_steps)
 
 
-def wta_train(state: CompetitiveState, X, *, learning_rate=0.1, num_epochs: int = 1):
-    """Online WTA over the rows of X in order (``lax.scan``), ``num_epochs`` passes.
+def fit_batch(x, *, params, max_steps: int = 1, learning_rate=1.0, neighbourhood=None, sigma=1.0,
+              positions=None, precision=None):
+    """Batch WTA / WTM: each pass moves every neuron towards the (Θ-weighted) mean of the examples it wins,
+    w_i ← w_i − η·(w_i − Σ_n Θ(best_n, i)·x_n / Σ_n Θ(best_n, i)); neurons that win nothing stay.
+    Batch WTA with η = 1 is a Lloyd step of k-means.
 
-    Returns (state, winners): winners is the (num_epochs · n,) int32 index of each step's winner.
+    One step is one pass over x. Arguments as :func:`fit`; ``precision`` goes to the matmuls.
+
+    Returns:
+      (params, info): winners (max_steps, n), the assignment each pass used.
     """
-    _check_state(state, X)
-    V.check_positive(learning_rate, name="learning_rate")
-    V.check_integer(num_epochs, name="num_epochs", minimum=1)
-    return _train(state, jnp.asarray(X), learning_rate, 1.0, None, None, num_epochs)
+    x, params = jnp.asarray(x), jnp.asarray(params)
+    _check_fit(x, params, max_steps, learning_rate, sigma)
+    positions = _positions(neighbourhood, positions, params.shape[0], params.dtype)
+    return _fit_batch(params, x, learning_rate, sigma, positions, neighbourhood,
+                      max_steps, precision)
 
 
-def wtm_train(state: CompetitiveState, X, *, learning_rate=0.1, sigma=1.0, neighbourhood="gaussian",
-              positions=None, num_epochs: int = 1):
-    """Online WTM over the rows of X in order (``lax.scan``); arguments as :func:`wtm_step`.
-
-    Returns (state, winners).
-    """
-    _check_state(state, X)
-    _check_wtm(learning_rate, sigma, neighbourhood, positions, state.weights.shape[0])
-    V.check_integer(num_epochs, name="num_epochs", minimum=1)
-    w = state.weights
-    return _train(state, jnp.asarray(X), learning_rate, sigma, _positions(positions, w.shape[0], w.dtype),
-                  neighbourhood, num_epochs)
+def _check_data(x, name):
+    V.check_ndim(x, 2, name=name)
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sample, got {name}.shape={tuple(x.shape)}")
 
 
-def wta_train_batch(state: CompetitiveState, X, *, learning_rate=1.0, num_iterations: int = 1, precision=None):
-    """Batch WTA: each pass moves every neuron towards the mean of the examples it wins,
-    w_i ← w_i − η·(w_i − mean{x_n : best_n = i}); neurons that win nothing stay. η = 1 is a Lloyd step.
-
-    Returns (state, winners): winners (num_iterations, n) int32, the assignment used by each pass.
-    """
-    _check_state(state, X)
-    V.check_positive(learning_rate, name="learning_rate")
-    V.check_integer(num_iterations, name="num_iterations", minimum=1)
-    return _train_batch(state, jnp.asarray(X), learning_rate, 1.0, None, None, num_iterations, precision)
+def _check_params(params, x, ndim):
+    V.check_ndim(params, 2, name="params")
+    V.check_ndim(x, ndim, name="x")
+    if x.shape[-1] != params.shape[1]:
+        raise ValueError(f"x must have {params.shape[1]} features like params, got x.shape={tuple(x.shape)} "
+                         f"and params.shape={tuple(params.shape)}")
 
 
-def wtm_train_batch(state: CompetitiveState, X, *, learning_rate=1.0, sigma=1.0, neighbourhood="gaussian",
-                    positions=None, num_iterations: int = 1, precision=None):
-    """Batch WTM: w_i ← w_i − η·(w_i − Σ_n Θ(best_n, i)·x_n / Σ_n Θ(best_n, i)) once per pass.
-
-    Returns (state, winners): winners (num_iterations, n) int32.
-    """
-    _check_state(state, X)
-    _check_wtm(learning_rate, sigma, neighbourhood, positions, state.weights.shape[0])
-    V.check_integer(num_iterations, name="num_iterations", minimum=1)
-    w = state.weights
-    return _train_batch(state, jnp.asarray(X), learning_rate, sigma, _positions(positions, w.shape[0], w.dtype),
-                        neighbourhood, num_iterations, precision)
-
-
-def _check_data(X, name):
-    V.check_ndim(X, 2, name=name)
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} must hold at least one sample, got {name}.shape={tuple(X.shape)}")
-    V.check_finite(X, name=name)
-
-
-def _check_state(state, X, example=False):
-    V.check_ndim(state.weights, 2, name="state.weights")
-    name = "x" if example else "X"
-    _check_data(X, name)
-    if X.shape[1] != state.weights.shape[1]:
-        raise ValueError(f"{name} must have {state.weights.shape[1]} features like state.weights, got "
-                         f"{name}.shape={tuple(jnp.shape(X))[1:] if example else tuple(X.shape)} and "
-                         f"state.weights.shape={tuple(state.weights.shape)}")
-    V.check_finite(state.weights, name="state.weights")
-
-
-def _check_wtm(learning_rate, sigma, neighbourhood, positions, num_neurons):
+def _check_fit(x, params, max_steps, learning_rate, sigma):
+    _check_data(x, "x")
+    _check_params(params, x, ndim=2)
+    V.check_integer(max_steps, name="max_steps", minimum=1)
     V.check_positive(learning_rate, name="learning_rate")
     V.check_positive(sigma, name="sigma")
-    V.check_choice(neighbourhood, tuple(_nb.NEIGHBOURHOODS), name="neighbourhood")
-    if positions is not None:
-        V.check_ndim(positions, 2, name="positions")
-        if jnp.shape(positions)[0] != num_neurons:
-            raise ValueError(f"positions must have one row per neuron ({num_neurons}), got "
-                             f"positions.shape={tuple(jnp.shape(positions))}")
+    V.check_finite(x, name="x")
+    V.check_finite(params, name="params")

@@ -7,15 +7,16 @@ the weights of inputs that fire together with the output:
     Δw_ij = η · x_ij · y_i
 
 The weights only ever grow along the data (the notes: "prone to rise the weights ad infinitum");
-:func:`hebb_train` returns the weight norm after every step to show it. Oja's rule adds a decay that keeps
+:func:`fit_hebb` returns the weight norm after every update to show it. Oja's rule adds a decay that keeps
 ‖w‖ → 1 and makes a linear neuron y = w·x converge to the first principal component; Sanger's generalized
 Hebbian algorithm (GHA) extends it to the first k components:
 
     Oja:     Δw = η · y · (x − y·w)
     Sanger:  ΔW = η · (y·xᵀ − LT(y·yᵀ)·W),   y = W·x,   LT = lower triangle (diagonal included)
 
-Every training function is a pure state transform ``(state, X) -> (state, aux)`` over a
-:class:`HebbianState`, written with ``lax.scan`` over the samples, and works under ``jit`` and ``vmap``.
+Params are the weights, (num_inputs,) for one neuron or (num_neurons, num_inputs) for a layer. Every fit is
+``fit_*(x, *, params, ...) -> (params, info)``, a ``lax.scan`` over the samples, and works under ``jit``
+and ``vmap``. The rules have no loss: ``info.norms`` holds ‖w‖ after every update instead.
 """
 
 from __future__ import annotations
@@ -33,29 +34,46 @@ Array = jax.Array
 LearningRate = Union[float, Callable[[Array], Array]]
 
 
-class HebbianState(NamedTuple):
-    """Weights of one layer of Hebbian neurons and the number of updates made.
+class HebbianInfo(NamedTuple):
+    """What a Hebbian fit did.
 
-    weights: (num_inputs,) for one neuron, or (num_neurons, num_inputs) for a layer (num_inputs counts the
-      bias input when the neuron has one; the bias weight w_0 is the last column).
-    step: () int32, updates made so far (the ``count`` a learning-rate schedule receives).
+    converged: () bool, always False: the rules have no stopping test and run all ``max_steps`` passes.
+    num_steps: () int32, passes over the data made.
+    norms: (max_steps · n,) Frobenius norm ‖w‖ after every update (``fit_hebb``), or (max_steps · n,) /
+      (max_steps · n, k) row norms ‖w_i‖ (``fit_oja`` / ``fit_sanger``).
     """
 
-    weights: Array
-    step: Array
+    converged: Array
+    num_steps: Array
+    norms: Array
 
 
-def init(weights) -> HebbianState:
-    """A :class:`HebbianState` holding ``weights`` ((num_inputs,) or (num_neurons, num_inputs)) at step 0."""
-    weights = jnp.asarray(weights)
-    V.check_ndim(weights, (1, 2), name="weights")
-    V.check_finite(weights, name="weights")
-    return HebbianState(weights, jnp.zeros((), jnp.int32))
+def init(key, num_inputs: int, *, num_outputs: int | None = None, scale=0.1, dtype=jnp.float32) -> Array:
+    """Random weights w ~ N(0, scale²).
+
+    Args:
+      key: PRNG key.
+      num_inputs: inputs per neuron (count the bias input for :func:`fit_hebb` with ``bias=True``).
+      num_outputs: None for one neuron (weights (num_inputs,)), else the number of neurons
+        (weights (num_outputs, num_inputs); for Sanger, the number of components).
+      scale: standard deviation of the weights.
+      dtype: float dtype of the weights.
+
+    Returns:
+      (num_inputs,) or (num_outputs, num_inputs) float array.
+    """
+    V.check_key(key)
+    V.check_integer(num_inputs, name="num_inputs", minimum=1)
+    if num_outputs is not None:
+        V.check_integer(num_outputs, name="num_outputs", minimum=1)
+    V.check_positive(scale, name="scale", allow_zero=True)
+    shape = (num_inputs,) if num_outputs is None else (num_outputs, num_inputs)
+    return jax.random.normal(key, shape, dtype) * jnp.asarray(scale, dtype)
 
 
+@jax.jit
 def with_bias_input(x: Array) -> Array:
     """Append the constant bias input 1 to the last axis: (..., n) -> (..., n + 1)."""
-    x = jnp.asarray(x)
     return jnp.concatenate([x, jnp.ones(x.shape[:-1] + (1,), x.dtype)], axis=-1)
 
 
@@ -71,81 +89,83 @@ def _lr(constant, schedule, step: Array, dtype) -> Array:
     return jnp.asarray(value, dtype)
 
 
-def _hebb_output(weights, x, beta, bias, precision):
+def _output(weights, x, beta, bias, precision):
     xb = with_bias_input(x) if bias else x
     s = jnp.matmul(weights, xb, precision=precision)
     return jax.nn.sigmoid(jnp.asarray(beta, s.dtype) * s), xb
 
 
-def hebb_output(weights, x, *, beta=1.0, bias: bool = True, precision=None) -> Array:
+@partial(jax.jit, static_argnames=("bias", "precision"))
+def apply(params, x, *, beta=1.0, bias: bool = True, precision=None) -> Array:
     """Output of the notes' neuron: y = f(s), s = Σ_j w_j·x_j (with x_0 = 1 last), f(s) = 1/(1 + e^(−β·s)).
 
     Args:
-      weights: (n + 1,) or (num_neurons, n + 1) float array (n + 1 without the bias input if bias=False).
-      x: (n,) float array, one example.
+      params: (n + 1,) or (num_neurons, n + 1) weights (n + 1 without the bias input if bias=False).
+      x: (n,) or (num_samples, n) float array.
       beta: slope β of the sigmoid.
       bias: append the bias input 1 to x.
       precision: passed to ``jnp.matmul``.
 
     Returns:
-      () or (num_neurons,) array, y in (0, 1).
+      y in (0, 1): (), (num_neurons,), (num_samples,) or (num_samples, num_neurons).
     """
-    _check_single(weights, x, bias)
-    return _hebb_output(jnp.asarray(weights), jnp.asarray(x), beta, bias, precision)[0]
+    _check_single(params, x, bias, ndim=(1, 2))
+    xb = with_bias_input(x) if bias else x
+    s = jnp.matmul(xb, params.T, precision=precision)
+    return jax.nn.sigmoid(jnp.asarray(beta, s.dtype) * s)
 
 
-def hebb_rule(weights, x, *, learning_rate=0.1, beta=1.0, bias: bool = True, precision=None):
+@partial(jax.jit, static_argnames=("bias", "precision"))
+def hebb_rule(params, x, *, learning_rate=0.1, beta=1.0, bias: bool = True, precision=None):
     """Hebb's rule for one example: Δw_ij = η · x_ij · y_i.
 
-    Symbols: η = ``learning_rate``, x_ij = ``x`` (with the bias input 1 appended), y_i = :func:`hebb_output`.
+    Symbols: η = ``learning_rate``, x_ij = ``x`` (with the bias input 1 appended), y_i = :func:`apply`.
 
     Args:
-      weights: (n + 1,) or (num_neurons, n + 1) float array.
+      params: (n + 1,) or (num_neurons, n + 1) weights.
       x: (n,) float array.
 
     Returns:
       (delta, y): delta of the weights' shape, y of shape () or (num_neurons,).
     """
-    _check_single(weights, x, bias)
-    V.check_positive(learning_rate, name="learning_rate")
-    weights, x = jnp.asarray(weights), jnp.asarray(x)
-    y, xb = _hebb_output(weights, x, beta, bias, precision)
+    _check_single(params, x, bias, ndim=1)
+    y, xb = _output(params, x, beta, bias, precision)
     return jnp.asarray(learning_rate, y.dtype) * y[..., None] * xb, y
 
 
-@partial(jax.jit, static_argnames=("schedule", "bias", "num_epochs", "precision"))
-def _hebb_train(state, X, constant, schedule, beta, bias, num_epochs, precision):
-    def body(state, x):
-        y, xb = _hebb_output(state.weights, x, beta, bias, precision)
-        eta = _lr(constant, schedule, state.step, y.dtype)
-        weights = state.weights + eta * y[..., None] * xb
-        return HebbianState(weights, state.step + 1), jnp.linalg.norm(weights)
+@partial(jax.jit, static_argnames=("schedule", "bias", "max_steps", "precision"))
+def _fit_hebb(weights, x, constant, schedule, beta, bias, max_steps, precision):
+    def body(carry, xi):
+        weights, step = carry
+        y, xb = _output(weights, xi, beta, bias, precision)
+        eta = _lr(constant, schedule, step, y.dtype)
+        weights = weights + eta * y[..., None] * xb
+        return (weights, step + 1), jnp.linalg.norm(weights)
 
-    xs = jnp.tile(X, (num_epochs, 1))
-    return lax.scan(body, state, xs)
+    (weights, _), norms = lax.scan(body, (weights, jnp.zeros((), jnp.int32)), jnp.tile(x, (max_steps, 1)))
+    return weights, HebbianInfo(jnp.zeros((), bool), jnp.asarray(max_steps, jnp.int32), norms)
 
 
-def hebb_train(state: HebbianState, X, *, learning_rate: LearningRate = 0.1, beta=1.0, bias: bool = True,
-               num_epochs: int = 1, precision=None):
-    """Plain Hebbian learning over the rows of X in order (``lax.scan``), ``num_epochs`` times.
+def fit_hebb(x, *, params, learning_rate: LearningRate = 0.1, max_steps: int = 1, beta=1.0, bias: bool = True,
+             precision=None):
+    """Plain Hebbian learning over the rows of x in order (``lax.scan``), starting from ``params``.
 
-    w ← w + η · x · y after every example. On data that excites the neuron the norm ‖w‖ never stops
-    growing: the returned norms are the demonstration.
+    w ← w + η · x · y after every example; one step is one pass over x. On data that excites the neuron the
+    norm ‖w‖ never stops growing: ``info.norms`` is the demonstration.
 
     Args:
-      state: :class:`HebbianState` with weights (n + 1,) or (num_neurons, n + 1).
-      X: (num_samples, n) float array.
-      learning_rate: η, a float or a schedule ``step -> η``.
-      beta, bias, precision: as in :func:`hebb_output`.
-      num_epochs: passes over X.
+      x: (num_samples, n) float array.
+      params: (n + 1,) or (num_neurons, n + 1) starting weights (n without the bias input).
+      learning_rate: η, a float or a schedule ``update -> η`` (counted from 0 in every call).
+      max_steps: passes over x.
+      beta, bias, precision: as in :func:`apply`.
 
     Returns:
-      (state, norms): the new state and the (num_epochs · num_samples,) Frobenius norms ‖w‖ after each step.
+      (params, :class:`HebbianInfo`), norms of shape (max_steps · num_samples,).
     """
-    _check_train(state, X, bias)
-    _check_rate(learning_rate)
-    V.check_integer(num_epochs, name="num_epochs", minimum=1)
-    return _hebb_train(state, jnp.asarray(X), *_split_rate(learning_rate), beta, bias, num_epochs, precision)
+    x, params = jnp.asarray(x), jnp.asarray(params)
+    _check_fit(params, x, bias, learning_rate, max_steps)
+    return _fit_hebb(params, x, *_split_rate(learning_rate), beta, bias, max_steps, precision)
 
 
 def _sanger_delta(weights, x, eta, precision):
@@ -154,110 +174,105 @@ def _sanger_delta(weights, x, eta, precision):
     return eta * (y[:, None] * x[None, :] - jnp.matmul(lower, weights, precision=precision))
 
 
-def oja_rule(weights, x, *, learning_rate=0.01, precision=None) -> Array:
+@partial(jax.jit, static_argnames=("precision",))
+def oja_rule(params, x, *, learning_rate=0.01, precision=None) -> Array:
     """Oja's rule for a linear neuron y = w·x: Δw = η · y · (x − y·w).
 
-    Symbols: w = ``weights`` (d,), x = ``x`` (d,), η = ``learning_rate``. Returns Δw, shape (d,).
+    Symbols: w = ``params`` (d,), x = ``x`` (d,), η = ``learning_rate``. Returns Δw, shape (d,).
     """
-    weights, x = jnp.asarray(weights), jnp.asarray(x)
-    V.check_ndim(weights, 1, name="weights")
-    V.check_same_shape(weights, x, names=("weights", "x"))
-    V.check_positive(learning_rate, name="learning_rate")
-    return _sanger_delta(weights[None], x, jnp.asarray(learning_rate, weights.dtype), precision)[0]
+    V.check_ndim(params, 1, name="params")
+    V.check_same_shape(params, x, names=("params", "x"))
+    return _sanger_delta(params[None], x, jnp.asarray(learning_rate, params.dtype), precision)[0]
 
 
-def sanger_rule(weights, x, *, learning_rate=0.01, precision=None) -> Array:
+@partial(jax.jit, static_argnames=("precision",))
+def sanger_rule(params, x, *, learning_rate=0.01, precision=None) -> Array:
     """Sanger's generalized Hebbian rule: ΔW = η · (y·xᵀ − LT(y·yᵀ)·W), y = W·x.
 
-    Symbols: W = ``weights`` (k, d), one row per component; x = ``x`` (d,); η = ``learning_rate``;
+    Symbols: W = ``params`` (k, d), one row per component; x = ``x`` (d,); η = ``learning_rate``;
     LT keeps the lower triangle with the diagonal. With k = 1 it is Oja's rule. Returns ΔW, shape (k, d).
     """
-    weights, x = jnp.asarray(weights), jnp.asarray(x)
-    V.check_ndim(weights, 2, name="weights")
-    if weights.shape[-1:] != x.shape:
-        raise ValueError(f"weights and x must agree on the input size, got weights.shape={weights.shape} "
+    V.check_ndim(params, 2, name="params")
+    V.check_ndim(x, 1, name="x")
+    if params.shape[-1:] != x.shape:
+        raise ValueError(f"params and x must agree on the input size, got params.shape={params.shape} "
                          f"and x.shape={x.shape}")
-    V.check_positive(learning_rate, name="learning_rate")
-    return _sanger_delta(weights, x, jnp.asarray(learning_rate, weights.dtype), precision)
+    return _sanger_delta(params, x, jnp.asarray(learning_rate, params.dtype), precision)
 
 
-@partial(jax.jit, static_argnames=("schedule", "num_epochs", "center", "precision"))
-def _sanger_train(state, X, constant, schedule, num_epochs, center, precision):
+@partial(jax.jit, static_argnames=("schedule", "max_steps", "center", "precision"))
+def _fit_sanger(weights, x, constant, schedule, max_steps, center, precision):
     if center:
-        X = X - jnp.mean(X, axis=0)
-    single = state.weights.ndim == 1
-    weights = state.weights[None] if single else state.weights
+        x = x - jnp.mean(x, axis=0)
+    single = weights.ndim == 1
+    w = weights[None] if single else weights
 
-    def body(carry, x):
-        weights, step = carry
-        eta = _lr(constant, schedule, step, weights.dtype)
-        weights = weights + _sanger_delta(weights, x, eta, precision)
-        return (weights, step + 1), jnp.linalg.norm(weights, axis=-1)
+    def body(carry, xi):
+        w, step = carry
+        eta = _lr(constant, schedule, step, w.dtype)
+        w = w + _sanger_delta(w, xi, eta, precision)
+        return (w, step + 1), jnp.linalg.norm(w, axis=-1)
 
-    (weights, step), norms = lax.scan(body, (weights, state.step), jnp.tile(X, (num_epochs, 1)))
+    (w, _), norms = lax.scan(body, (w, jnp.zeros((), jnp.int32)), jnp.tile(x, (max_steps, 1)))
     if single:
-        weights, norms = weights[0], norms[:, 0]
-    return HebbianState(weights, step), norms
+        w, norms = w[0], norms[:, 0]
+    return w, HebbianInfo(jnp.zeros((), bool), jnp.asarray(max_steps, jnp.int32), norms)
 
 
-def sanger_train(state: HebbianState, X, *, learning_rate: LearningRate = 0.01, num_epochs: int = 1,
-                 center: bool = True, precision=None):
-    """Sanger's GHA (Oja's rule when ``state.weights`` is one vector) over the rows of X, ``lax.scan``.
+def fit_sanger(x, *, params, learning_rate: LearningRate = 0.01, max_steps: int = 1, center: bool = True,
+               precision=None):
+    """Sanger's GHA (Oja's rule when ``params`` is one vector) over the rows of x, ``lax.scan``.
 
-    After enough epochs with a small or decaying η the rows of W are the first k unit eigenvectors of the
-    covariance of X (largest eigenvalue first), up to sign.
+    One step is one pass over x. After enough passes with a small or decaying η the rows of W are the first k
+    unit eigenvectors of the covariance of x (largest eigenvalue first), up to sign.
 
     Args:
-      state: :class:`HebbianState`, weights (d,) (Oja) or (k, d) (Sanger), no bias input.
-      X: (num_samples, d) float array.
-      learning_rate: η, a float or a schedule ``step -> η``.
-      num_epochs: passes over X.
-      center: subtract the mean of X first (the rules assume zero-mean data).
+      x: (num_samples, d) float array.
+      params: (d,) (Oja) or (k, d) (Sanger) starting weights, no bias input.
+      learning_rate: η, a float or a schedule ``update -> η`` (counted from 0 in every call).
+      max_steps: passes over x.
+      center: subtract the mean of x first (the rules assume zero-mean data).
+      precision: passed to ``jnp.matmul``.
 
     Returns:
-      (state, norms): the new state and the row norms ‖w_i‖ after each step, shape (steps,) or (steps, k).
+      (params, :class:`HebbianInfo`), norms (max_steps · num_samples,) or (max_steps · num_samples, k).
     """
-    _check_train(state, X, bias=False)
-    _check_rate(learning_rate)
-    V.check_integer(num_epochs, name="num_epochs", minimum=1)
-    return _sanger_train(state, jnp.asarray(X), *_split_rate(learning_rate), num_epochs, center, precision)
+    x, params = jnp.asarray(x), jnp.asarray(params)
+    _check_fit(params, x, False, learning_rate, max_steps)
+    return _fit_sanger(params, x, *_split_rate(learning_rate), max_steps, center, precision)
 
 
-def oja_train(state: HebbianState, X, *, learning_rate: LearningRate = 0.01, num_epochs: int = 1,
-              center: bool = True, precision=None):
-    """Oja's rule Δw = η·y·(x − y·w) over the rows of X; ``state.weights`` must be one vector (d,).
+def fit_oja(x, *, params, learning_rate: LearningRate = 0.01, max_steps: int = 1, center: bool = True,
+            precision=None):
+    """Oja's rule Δw = η·y·(x − y·w) over the rows of x; ``params`` must be one vector (d,).
 
-    Returns (state, norms) as :func:`sanger_train`; ‖w‖ → 1 and w → ± the first principal component.
+    Returns (params, info) as :func:`fit_sanger`; ‖w‖ → 1 and w → ± the first principal component.
     """
-    V.check_ndim(state.weights, 1, name="state.weights")
-    return sanger_train(state, X, learning_rate=learning_rate, num_epochs=num_epochs, center=center,
-                        precision=precision)
+    V.check_ndim(params, 1, name="params")
+    return fit_sanger(x, params=params, learning_rate=learning_rate, max_steps=max_steps, center=center,
+                      precision=precision)
 
 
-def _check_single(weights, x, bias):
-    V.check_ndim(weights, (1, 2), name="weights")
-    V.check_ndim(x, 1, name="x")
-    want = x.shape[0] + (1 if bias else 0)
-    if weights.shape[-1] != want:
-        raise ValueError(f"weights must have {want} inputs per neuron (x has {x.shape[0]}"
-                         f"{' plus the bias input' if bias else ''}), got weights.shape={weights.shape}")
-    V.check_finite(weights, name="weights")
-    V.check_finite(x, name="x")
+def _check_single(params, x, bias, ndim):
+    V.check_ndim(params, (1, 2), name="params")
+    V.check_ndim(x, ndim, name="x")
+    want = x.shape[-1] + (1 if bias else 0)
+    if params.shape[-1] != want:
+        raise ValueError(f"params must have {want} inputs per neuron (x has {x.shape[-1]}"
+                         f"{' plus the bias input' if bias else ''}), got params.shape={params.shape}")
 
 
-def _check_train(state, X, bias):
-    V.check_ndim(state.weights, (1, 2), name="state.weights")
-    V.check_ndim(X, 2, name="X")
-    want = X.shape[1] + (1 if bias else 0)
-    if state.weights.shape[-1] != want:
-        raise ValueError(f"state.weights must have {want} inputs per neuron (X has {X.shape[1]} features"
-                         f"{' plus the bias input' if bias else ''}), got state.weights.shape={state.weights.shape}")
-    if X.shape[0] == 0:
-        raise ValueError(f"X must hold at least one sample, got X.shape={X.shape}")
-    V.check_finite(X, name="X")
-    V.check_finite(state.weights, name="state.weights")
-
-
-def _check_rate(learning_rate):
+def _check_fit(params, x, bias, learning_rate, max_steps):
+    V.check_ndim(params, (1, 2), name="params")
+    V.check_ndim(x, 2, name="x")
+    want = x.shape[1] + (1 if bias else 0)
+    if params.shape[-1] != want:
+        raise ValueError(f"params must have {want} inputs per neuron (x has {x.shape[1]} features"
+                         f"{' plus the bias input' if bias else ''}), got params.shape={params.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"x must hold at least one sample, got x.shape={x.shape}")
     if not callable(learning_rate):
         V.check_positive(learning_rate, name="learning_rate")
+    V.check_integer(max_steps, name="max_steps", minimum=1)
+    V.check_finite(x, name="x")
+    V.check_finite(params, name="params")

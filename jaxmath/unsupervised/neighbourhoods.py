@@ -1,7 +1,7 @@
 """Neighbourhood functions Θ for winner-takes-most learning and Kohonen maps.
 
-Each function takes the offsets between every neuron's position and the winner's position and the spread σ,
-and returns how strongly each neuron follows the winner (1 at the winner):
+Each function takes the offsets between every neuron's position and the winner's position and the spread σ
+(keyword-only), and returns how strongly each neuron follows the winner (1 at the winner):
 
     gaussian:     Θ = exp(−‖p_i − p_best‖² / (2σ²))
     mexican_hat:  Θ = (1 − ‖p_i − p_best‖² / σ²) · exp(−‖p_i − p_best‖² / (2σ²))
@@ -22,7 +22,8 @@ from jaxmath import _validation as V
 Array = jax.Array
 
 
-def gaussian(offsets: Array, sigma) -> Array:
+@jax.jit
+def gaussian(offsets: Array, *, sigma) -> Array:
     """Gaussian neighbourhood Θ = exp(−‖offset‖² / (2σ²)).
 
     Args:
@@ -37,7 +38,8 @@ def gaussian(offsets: Array, sigma) -> Array:
     return jnp.exp(-sq / (2 * sigma * sigma))
 
 
-def mexican_hat(offsets: Array, sigma) -> Array:
+@jax.jit
+def mexican_hat(offsets: Array, *, sigma) -> Array:
     """Mexican-hat (Ricker) neighbourhood Θ = (1 − ‖offset‖²/σ²) · exp(−‖offset‖² / (2σ²)).
 
     Neurons far from the winner are pushed away (Θ < 0).
@@ -55,7 +57,8 @@ def mexican_hat(offsets: Array, sigma) -> Array:
     return jnp.exp(-sq / two_sigma_sq) * (1 - 2 / two_sigma_sq * sq)
 
 
-def bubble(offsets: Array, sigma) -> Array:
+@jax.jit
+def bubble(offsets: Array, *, sigma) -> Array:
     """Bubble neighbourhood: Θ = 1 inside the open window |offset_a| < σ on every axis a, else 0.
 
     Args:
@@ -70,14 +73,14 @@ def bubble(offsets: Array, sigma) -> Array:
     return inside.astype(dtype)
 
 
-NEIGHBOURHOODS: dict[str, Callable[[Array, Array], Array]] = {
+NEIGHBOURHOODS: dict[str, Callable[..., Array]] = {
     "gaussian": gaussian,
     "mexican_hat": mexican_hat,
     "bubble": bubble,
 }
 
 
-def get(name: str) -> Callable[[Array, Array], Array]:
-    """The neighbourhood function called ``name`` ("gaussian", "mexican_hat" or "bubble")."""
+def get(name: str) -> Callable[..., Array]:
+    """The neighbourhood function called ``name`` ("gaussian", "mexican_hat" or "bubble"): ``fn(offsets, sigma=σ)``."""
     V.check_choice(name, tuple(NEIGHBOURHOODS), name="neighbourhood")
     return NEIGHBOURHOODS[name]

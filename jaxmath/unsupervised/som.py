@@ -5,18 +5,19 @@ Neurons sit on a grid (:mod:`jaxmath.unsupervised.som_grid`) and are trained wit
 
     w_ij(s+1) = w_ij(s) + Θ(k_best, i, s) · η(s) · (I_j(s) − w_ij(s))
 
-Symbols: w_ij = ``state.weights[r, c, j]`` (neuron i = (r, c)); I(s) = the example shown at iteration s;
+Symbols: w_ij = ``params[r, c, j]`` (neuron i = (r, c)); I(s) = the example shown at step s;
 k_best = the neuron nearest to I(s); Θ(k_best, i, s) = a neighbourhood function (gaussian, mexican_hat,
 bubble) of the grid offset with spread σ(s); η(s), σ(s) = ``learning_rate`` and ``sigma`` decayed over the
-``num_iterations`` iterations (MiniSom's schedules, :data:`som_grid.DECAYS`). Gaussian and Mexican hat use the
+``max_steps`` steps (MiniSom's schedules, :data:`som_grid.DECAYS`). Gaussian and Mexican hat use the
 positions on the plane (hexagonal or rectangular); bubble uses the integer grid indices (as MiniSom).
 
-Online training (:func:`train`) scans the examples one per iteration (``lax.scan``); batch training
-(:func:`train_batch`, Kohonen's batch map) moves every neuron per iteration to the Θ-weighted mean of the data:
+Online training (:func:`fit`) scans the examples one per step (``lax.scan``); batch training
+(:func:`fit_batch`, Kohonen's batch map) moves every neuron per step to the Θ-weighted mean of the data:
 
     w_i ← (1 − η)·w_i + η · Σ_n Θ(best_n, i)·x_n / Σ_n Θ(best_n, i)
 
-State: :class:`SOMState` with weights (rows, cols, d); everything jits and vmaps.
+Params are the (rows, cols, d) weights; everything jits and vmaps. The online epoch is tuned (‖w_i‖² carried
+from step to step, blocks of neurons on CPU); ``_fit_online_reference`` keeps the plain update beside it.
 """
 
 from __future__ import annotations
@@ -30,53 +31,73 @@ import numpy as np
 from jax import lax
 
 from jaxmath import _validation as V
-from jaxmath.distances import pairwise_distances
+from jaxmath.unsupervised import _distances as D
 from jaxmath.unsupervised import neighbourhoods as _nb
 from jaxmath.unsupervised import som_grid as G
 
 Array = jax.Array
 
 
-class SOMState(NamedTuple):
-    """weights: (rows, cols, d) one prototype per neuron; step: () int32, updates made so far."""
+class SOMInfo(NamedTuple):
+    """What a SOM fit did.
 
-    weights: Array
-    step: Array
+    converged: () bool. Online: always False (the map has no stopping test and runs all ``max_steps`` steps).
+      Batch: the assignment of the last step equals the one before (False with one step).
+    num_steps: () int32, steps made.
+    loss_history: (max_steps,). Online: the distance ‖I(s) − w_best‖ of each step's example to its winner,
+      before the update (its mean over an epoch estimates the quantization error). Batch: the quantization
+      error of the weights each step starts from.
+    winners: online (max_steps,) int32 flat winner r·cols + c of each step; batch (max_steps, n).
+    """
+
+    converged: Array
+    num_steps: Array
+    loss_history: Array
+    winners: Array
 
 
-def init(key, X, rows: int, cols: int, *, method: str = "random", precision=None) -> SOMState:
-    """Initial map of ``rows × cols`` neurons for data X (n, d).
+def init(key, x, *, rows: int, cols: int, method: str = "random", precision=None) -> Array:
+    """Initial map of ``rows × cols`` neurons for data x.
 
-    method="random": every neuron starts at a sample of X drawn at random (MiniSom's random_weights_init).
+    method="random": every neuron starts at a sample of x drawn at random (MiniSom's random_weights_init).
     method="pca": w(r, c) = mean + a_r·√λ_1·v_1 + b_c·√λ_2·v_2 with a, b evenly spaced in [−1, 1] and
-      (λ_k, v_k) the two leading eigenpairs of X's covariance (each v_k signed so its largest entry is > 0);
-      deterministic, ``key`` is unused.
+      (λ_k, v_k) the two leading eigenpairs of x's covariance (each v_k signed so its largest entry is > 0);
+      deterministic, ``key`` is checked but unused.
+
+    Args:
+      key: PRNG key.
+      x: (n, d) float array.
+      rows, cols: grid size.
+      method: "random" or "pca".
+      precision: passed to the covariance matmul.
 
     Returns:
-      :class:`SOMState`, weights (rows, cols, d) of X's dtype.
+      (rows, cols, d) weights of x's dtype.
     """
+    V.check_key(key)
     G.check_grid(rows, cols)
-    _check_data(X)
+    x = jnp.asarray(x)
+    _check_data(x)
     V.check_choice(method, ("random", "pca"), name="method")
-    X = jnp.asarray(X)
+    V.check_finite(x, name="x")
     if method == "random":
-        idx = jax.random.randint(key, (rows * cols,), 0, X.shape[0])
-        weights = X[idx]
+        idx = jax.random.randint(key, (rows * cols,), 0, x.shape[0])
+        weights = x[idx]
     else:
-        if X.shape[1] < 2:
-            raise ValueError(f"method='pca' needs at least 2 features, got X.shape={tuple(X.shape)}")
+        if x.shape[1] < 2:
+            raise ValueError(f"method='pca' needs at least 2 features, got x.shape={tuple(x.shape)}")
         a = np.linspace(-1, 1, rows) if rows > 1 else np.zeros(1)
         b = np.linspace(-1, 1, cols) if cols > 1 else np.zeros(1)
-        weights = _pca_init(X, jnp.asarray(np.repeat(a, cols), X.dtype), jnp.asarray(np.tile(b, rows), X.dtype),
+        weights = _pca_init(x, jnp.asarray(np.repeat(a, cols), x.dtype), jnp.asarray(np.tile(b, rows), x.dtype),
                             precision)
-    return SOMState(weights.reshape(rows, cols, X.shape[1]), jnp.zeros((), jnp.int32))
+    return weights.reshape(rows, cols, x.shape[1])
 
 
 @partial(jax.jit, static_argnames=("precision",))
-def _pca_init(X, a, b, precision):
-    mean = jnp.mean(X, axis=0)
-    Xc = X - mean
-    cov = jnp.matmul(Xc.T, Xc, precision=precision) / max(X.shape[0] - 1, 1)
+def _pca_init(x, a, b, precision):
+    mean = jnp.mean(x, axis=0)
+    xc = x - mean
+    cov = jnp.matmul(xc.T, xc, precision=precision) / max(x.shape[0] - 1, 1)
     vals, vecs = jnp.linalg.eigh(cov)
     v = vecs[:, ::-1][:, :2]
     lam = jnp.maximum(vals[::-1][:2], 0)
@@ -91,23 +112,28 @@ def _positions(rows, cols, topology, neighbourhood, dtype):
     return jnp.asarray(G.grid_coordinates(rows, cols, topology=topology), dtype)
 
 
-def _schedules(learning_rate, sigma, num_iterations, lr_decay, sigma_decay, dtype):
+def _schedules(learning_rate, sigma, max_steps, lr_decay, sigma_decay, dtype):
     # Schedules are computed in at least float32: s up to T is not exact in bfloat16.
     sdtype = jnp.promote_types(dtype, jnp.float32)
-    s = jnp.arange(num_iterations, dtype=sdtype)
-    T = jnp.asarray(num_iterations, sdtype)
-    eta = G.decay(lr_decay)(jnp.asarray(learning_rate, sdtype), s, T)
-    sig = G.decay(sigma_decay)(jnp.asarray(sigma, sdtype), s, T)
+    s = jnp.arange(max_steps, dtype=sdtype)
+    T = jnp.asarray(max_steps, sdtype)
+    eta = lr_decay(jnp.asarray(learning_rate, sdtype), s, T)
+    sig = sigma_decay(jnp.asarray(sigma, sdtype), s, T)
     return eta.astype(dtype), sig.astype(dtype)
 
 
-# Most steps between two exact recomputations of ‖w_i‖² in the online epoch (see ``_train``): the closed-form
-# update in between adds one rounding per step, so this bounds the drift to about what a fresh 784-term sum
-# carries anyway.
+def _order(key, n, max_steps, shuffle):
+    order = jnp.arange(max_steps) % n
+    return jax.random.permutation(key, order) if shuffle else order
+
+
+# Most steps between two exact recomputations of ‖w_i‖² in the online epoch (see ``_fit_online``): the
+# closed-form update in between adds one rounding per step, so this bounds the drift to about what a fresh
+# 784-term sum carries anyway.
 _NORM_REFRESH = 256
 # XLA:CPU hands an elementwise loop whose output exceeds 256 KiB to two threads. One SOM step is a few
-# microseconds of work, so that hand-off, 10,000 times an epoch, costs more than it saves; the update is
-# written per block of neurons below this size instead (CPU only: GPUs and TPUs take one kernel).
+# microseconds of work, so that hand-off, once per step, costs more than it saves; the update is written per
+# block of neurons below this size instead (CPU only: GPUs and TPUs take one kernel).
 _CPU_BLOCK_BYTES = 256 * 1024
 
 
@@ -119,28 +145,29 @@ def _row_blocks(m, d, itemsize):
     return tuple((lo, min(lo + size, m)) for lo in range(0, m, size))
 
 
-@partial(jax.jit, static_argnames=("num_iterations", "neighbourhood", "topology", "lr_decay", "sigma_decay",
-                                   "shuffle", "precision"))
-def _train(state, X, learning_rate, sigma, key, num_iterations, neighbourhood, topology, lr_decay,
-           sigma_decay, shuffle, precision):
-    rows, cols, d = state.weights.shape
+_STATIC = ("max_steps", "neighbourhood", "topology", "lr_decay", "sigma_decay", "shuffle", "precision")
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def _fit_online(params, x, learning_rate, sigma, key, max_steps, neighbourhood, topology, lr_decay,
+                sigma_decay, shuffle, precision):
+    """The tuned online epoch: (weights (rows, cols, d), winners (T,), distances (T,))."""
+    rows, cols, d = params.shape
     m = rows * cols
-    dtype = state.weights.dtype
+    dtype = params.dtype
     # ‖w‖², ‖x‖² and w·x are carried in at least float32: the closed form below is a difference of sums.
     acc = jnp.promote_types(dtype, jnp.float32)
     pos = _positions(rows, cols, topology, neighbourhood, dtype)
     fn = _nb.get(neighbourhood)
-    order = jnp.arange(num_iterations) % X.shape[0]
-    if shuffle:
-        order = jax.random.permutation(key, order)
-    etas, sigmas = _schedules(learning_rate, sigma, num_iterations, lr_decay, sigma_decay, dtype)
-    x_sq = jnp.sum(jnp.square(X.astype(acc)), axis=1)[order]  # ‖x‖² of each step's example, one pass over X
+    order = _order(key, x.shape[0], max_steps, shuffle)
+    etas, sigmas = _schedules(learning_rate, sigma, max_steps, lr_decay, sigma_decay, dtype)
+    x_sq = jnp.sum(jnp.square(x.astype(acc)), axis=1)[order]  # ‖x‖² of each step's example, one pass over x
 
     # The epoch runs as num_chunks chunks of chunk steps; padded steps have η = 0, so they leave w and ‖w‖²
-    # exactly as they are (σ is padded with its last value to keep Θ finite), and their winners are dropped.
-    num_chunks = -(-num_iterations // _NORM_REFRESH)
-    chunk = -(-num_iterations // num_chunks)
-    pad = num_chunks * chunk - num_iterations
+    # exactly as they are (σ is padded with its last value to keep Θ finite), and their outputs are dropped.
+    num_chunks = -(-max_steps // _NORM_REFRESH)
+    chunk = -(-max_steps // num_chunks)
+    pad = num_chunks * chunk - max_steps
 
     def padded(a, value):
         return jnp.concatenate([a, jnp.full((pad,), value, a.dtype)]).reshape(num_chunks, chunk)
@@ -151,40 +178,68 @@ def _train(state, X, learning_rate, sigma, key, num_iterations, neighbourhood, t
     def step(carry, inputs):
         ws, w_sq = carry
         idx, xx, eta, sig = inputs
-        x = X[idx]
-        wx = jnp.concatenate([jnp.matmul(w, x, precision=precision, preferred_element_type=acc) for w in ws])
+        xi = x[idx]
+        wx = jnp.concatenate([jnp.matmul(w, xi, precision=precision, preferred_element_type=acc) for w in ws])
         # argmin ‖x − w_i‖² = argmin ‖w_i‖² − 2·w_i·x: one matrix-vector product per step, with ‖w_i‖² carried.
-        best = jnp.argmin(w_sq - 2 * wx).astype(jnp.int32)
-        a = eta * fn(pos - pos[best], sig).astype(dtype)
-        ws = tuple(w + a[lo:hi, None] * (x - w) for w, (lo, hi) in zip(ws, blocks))
+        score = w_sq - 2 * wx
+        best = jnp.argmin(score).astype(jnp.int32)
+        dist = jnp.sqrt(jnp.maximum(score[best] + xx, 0))
+        a = eta * fn(pos - pos[best], sigma=sig).astype(dtype)
+        ws = tuple(w + a[lo:hi, None] * (xi - w) for w, (lo, hi) in zip(ws, blocks))
         # w' = (1 − a)·w + a·x, so ‖w'‖² = (1 − a)²‖w‖² + 2a(1 − a)·w·x + a²‖x‖²: no second pass over w.
         a = a.astype(acc)
         b = 1 - a
-        return (ws, b * b * w_sq + 2 * a * b * wx + a * a * xx), best
+        return (ws, b * b * w_sq + 2 * a * b * wx + a * a * xx), (best, dist)
 
     def run_chunk(ws, inputs):
         w_sq = jnp.concatenate([jnp.sum(jnp.square(w.astype(acc)), axis=1) for w in ws])  # exact, once a chunk
-        (ws, _), winners = lax.scan(step, (ws, w_sq), inputs)
-        return ws, winners
+        (ws, _), out = lax.scan(step, (ws, w_sq), inputs)
+        return ws, out
 
-    w = state.weights.reshape(m, d)
-    ws, winners = lax.scan(run_chunk, tuple(w[lo:hi] for lo, hi in blocks), inputs)
+    w = params.reshape(m, d)
+    ws, (winners, dists) = lax.scan(run_chunk, tuple(w[lo:hi] for lo, hi in blocks), inputs)
     w = jnp.concatenate(ws) if len(ws) > 1 else ws[0]
-    return SOMState(w.reshape(rows, cols, d), state.step + num_iterations), winners.reshape(-1)[:num_iterations]
+    return (w.reshape(rows, cols, d), winners.reshape(-1)[:max_steps],
+            dists.reshape(-1)[:max_steps].astype(dtype))
 
 
-def train(state: SOMState, X, *, num_iterations: int | None = None, learning_rate=0.5, sigma=1.0,
-          neighbourhood: str = "gaussian", topology: str = "rectangular", learning_rate_decay="asymptotic",
-          sigma_decay="asymptotic", key=None, precision=None):
-    """Online SOM: one example per iteration, ``lax.scan`` over ``num_iterations`` iterations.
+@partial(jax.jit, static_argnames=_STATIC)
+def _fit_online_reference(params, x, learning_rate, sigma, key, max_steps, neighbourhood, topology, lr_decay,
+                          sigma_decay, shuffle, precision):
+    """The online epoch as the notes write it, one full distance computation per step (what ``_fit_online``
+    must reproduce): w_i ← w_i + Θ(best, i)·η(s)·(I(s) − w_i)."""
+    rows, cols, d = params.shape
+    dtype = params.dtype
+    pos = _positions(rows, cols, topology, neighbourhood, dtype)
+    fn = _nb.get(neighbourhood)
+    order = _order(key, x.shape[0], max_steps, shuffle)
+    etas, sigmas = _schedules(learning_rate, sigma, max_steps, lr_decay, sigma_decay, dtype)
 
-    At iteration s the example is X[s mod n] (MiniSom's ``train(..., random_order=False)``), or, with
-    ``key``, the same multiset of indices shuffled (``random_order=True``).
+    def step(w, inputs):
+        idx, eta, sig = inputs
+        diff = x[idx] - w
+        sq = jnp.sum(diff * diff, axis=-1)
+        best = jnp.argmin(sq).astype(jnp.int32)
+        w = w + (eta * fn(pos - pos[best], sigma=sig).astype(dtype))[:, None] * diff
+        return w, (best, jnp.sqrt(sq[best]))
+
+    w, (winners, dists) = lax.scan(step, params.reshape(rows * cols, d), (order, etas, sigmas))
+    return w.reshape(rows, cols, d), winners, dists
+
+
+def fit(x, *, params, max_steps: int | None = None, learning_rate=0.5, sigma=1.0, neighbourhood: str = "gaussian",
+        topology: str = "rectangular", learning_rate_decay="asymptotic", sigma_decay="asymptotic", key=None,
+        precision=None):
+    """Online SOM: one example per step, ``lax.scan`` over ``max_steps`` steps, starting from ``params``.
+
+    At step s the example is x[s mod n] (MiniSom's ``train(..., random_order=False)``), or, with ``key``, the
+    same multiset of indices shuffled (``random_order=True``). η(s) and σ(s) decay over the ``max_steps``
+    steps of this call.
 
     Args:
-      state: :class:`SOMState`, weights (rows, cols, d).
-      X: (n, d) float array.
-      num_iterations: T, default n (one epoch).
+      x: (n, d) float array.
+      params: (rows, cols, d) starting weights (:func:`init`, or the weights of an earlier fit).
+      max_steps: T, the number of examples shown (one step = one example); default n, one epoch.
       learning_rate, sigma: η(0) and σ(0).
       neighbourhood: "gaussian", "mexican_hat" or "bubble".
       topology: "rectangular" or "hexagonal".
@@ -193,102 +248,125 @@ def train(state: SOMState, X, *, num_iterations: int | None = None, learning_rat
       precision: passed to the matrix-vector product of the winner search.
 
     Returns:
-      (state, winners): the new state and the (T,) int32 flat index r·cols + c of each iteration's winner.
+      (params, info): the new weights and a :class:`SOMInfo` (winners and distances per step).
     """
-    num_iterations = _check_train(state, X, num_iterations, learning_rate, sigma, neighbourhood, topology)
-    lr_decay = G.decay(learning_rate_decay, argname="learning_rate_decay")
-    sig_decay = G.decay(sigma_decay, argname="sigma_decay")
+    x, params = jnp.asarray(x), jnp.asarray(params)
+    args = _check_fit(params, x, max_steps, learning_rate, sigma, neighbourhood, topology, learning_rate_decay,
+                      sigma_decay)
     shuffle = key is not None
-    key = key if shuffle else jax.random.key(0)
-    return _train(state, jnp.asarray(X), learning_rate, sigma, key, num_iterations, neighbourhood, topology,
-                  lr_decay, sig_decay, shuffle, precision)
+    if shuffle:
+        V.check_key(key)
+    w, winners, dists = _fit_online(params, x, learning_rate, sigma, key if shuffle else jax.random.key(0),
+                                    *args, shuffle, precision)
+    steps = args[0]
+    return w, SOMInfo(jnp.zeros((), bool), jnp.asarray(steps, jnp.int32), dists, winners)
 
 
-@partial(jax.jit, static_argnames=("num_iterations", "neighbourhood", "topology", "lr_decay", "sigma_decay",
+@partial(jax.jit, static_argnames=("max_steps", "neighbourhood", "topology", "lr_decay", "sigma_decay",
                                    "precision"))
-def _train_batch(state, X, learning_rate, sigma, num_iterations, neighbourhood, topology, lr_decay,
-                 sigma_decay, precision):
-    rows, cols, d = state.weights.shape
-    dtype = state.weights.dtype
+def _fit_batch(params, x, learning_rate, sigma, max_steps, neighbourhood, topology, lr_decay, sigma_decay,
+               precision):
+    rows, cols, d = params.shape
+    dtype = params.dtype
     pos = _positions(rows, cols, topology, neighbourhood, dtype)
     fn = _nb.get(neighbourhood)
-    etas, sigmas = _schedules(learning_rate, sigma, num_iterations, lr_decay, sigma_decay, dtype)
+    etas, sigmas = _schedules(learning_rate, sigma, max_steps, lr_decay, sigma_decay, dtype)
 
     def body(w, inputs):
         eta, sig = inputs
-        best = _bmu(w, X, precision)
-        theta = fn(pos[None, :, :] - pos[best][:, None, :], sig).astype(dtype)  # (n, m)
-        num = jnp.matmul(theta.T, X, precision=precision)
+        sq = D.squared_distances(x, w, precision)
+        best = jnp.argmin(sq, axis=1).astype(jnp.int32)
+        qe = jnp.mean(jnp.sqrt(jnp.min(sq, axis=1)))
+        theta = fn(pos[None, :, :] - pos[best][:, None, :], sigma=sig).astype(dtype)  # (n, m)
+        num = jnp.matmul(theta.T, x, precision=precision)
         den = jnp.sum(theta, axis=0)
         has = den > 0
         target = num / jnp.where(has, den, 1)[:, None]
-        return jnp.where(has[:, None], (1 - eta) * w + eta * target, w), None
+        return jnp.where(has[:, None], (1 - eta) * w + eta * target, w), (best, qe)
 
-    w, _ = lax.scan(body, state.weights.reshape(rows * cols, d), (etas, sigmas))
-    return SOMState(w.reshape(rows, cols, d), state.step + num_iterations)
+    w, (winners, qe) = lax.scan(body, params.reshape(rows * cols, d), (etas, sigmas))
+    converged = jnp.all(winners[-1] == winners[-2]) if max_steps > 1 else jnp.zeros((), bool)
+    return w.reshape(rows, cols, d), SOMInfo(converged, jnp.asarray(max_steps, jnp.int32), qe, winners)
 
 
-def train_batch(state: SOMState, X, *, num_iterations: int = 10, learning_rate=1.0, sigma=1.0,
-                neighbourhood: str = "gaussian", topology: str = "rectangular", learning_rate_decay="asymptotic",
-                sigma_decay="asymptotic", precision=None) -> SOMState:
-    """Batch SOM (MiniSom's ``train_batch_offline``): each iteration every neuron with Σ_n Θ > 0 moves to
-    (1 − η)·w + η·(Θ-weighted mean of X); η = 1 is Kohonen's batch map. Arguments as :func:`train`.
-    Returns the new :class:`SOMState`.
+def fit_batch(x, *, params, max_steps: int = 10, learning_rate=1.0, sigma=1.0, neighbourhood: str = "gaussian",
+              topology: str = "rectangular", learning_rate_decay="asymptotic", sigma_decay="asymptotic",
+              precision=None):
+    """Batch SOM (MiniSom's ``train_batch_offline``): each step every neuron with Σ_n Θ > 0 moves to
+    (1 − η)·w + η·(Θ-weighted mean of x); η = 1 is Kohonen's batch map. One step is one pass over x.
+    Arguments as :func:`fit`.
+
+    Returns:
+      (params, info): the new weights and a :class:`SOMInfo` (winners (max_steps, n)).
     """
-    _check_train(state, X, num_iterations, learning_rate, sigma, neighbourhood, topology)
-    lr_decay = G.decay(learning_rate_decay, argname="learning_rate_decay")
-    sig_decay = G.decay(sigma_decay, argname="sigma_decay")
-    return _train_batch(state, jnp.asarray(X), learning_rate, sigma, num_iterations, neighbourhood, topology,
-                        lr_decay, sig_decay, precision)
-
-
-def _sq_dists(w, X, precision):
-    return pairwise_distances(X, w, metric="squared_euclidean", precision=precision)
-
-
-def _bmu(w, X, precision):
-    return jnp.argmin(_sq_dists(w, X, precision), axis=1).astype(jnp.int32)
+    x, params = jnp.asarray(x), jnp.asarray(params)
+    if max_steps is None:
+        raise TypeError("fit_batch needs an integer max_steps")
+    args = _check_fit(params, x, max_steps, learning_rate, sigma, neighbourhood, topology, learning_rate_decay,
+                      sigma_decay)
+    return _fit_batch(params, x, learning_rate, sigma, *args, precision)
 
 
 @partial(jax.jit, static_argnames=("precision",))
-def _quantization_error(weights, X, precision):
-    w = weights.reshape(-1, weights.shape[-1])
-    diff = X - w[_bmu(w, X, precision)]
+def apply(params, x, *, precision=None) -> Array:
+    """Euclidean distance ‖x_n − w_i‖ from every example to every neuron.
+
+    Args:
+      params: (rows, cols, d) weights.
+      x: (n, d) float array.
+      precision: passed to the matmul of ‖x‖² + ‖w‖² − 2·x·w.
+
+    Returns:
+      (n, rows, cols) distances.
+    """
+    _check_weights_data(params, x)
+    rows, cols, d = params.shape
+    return jnp.sqrt(D.squared_distances(x, params.reshape(-1, d), precision)).reshape(-1, rows, cols)
+
+
+@partial(jax.jit, static_argnames=("precision",))
+def predict(params, x, *, precision=None) -> Array:
+    """Flat index r·cols + c of each example's best-matching unit (argmin of :func:`apply`): (n,) int32."""
+    _check_weights_data(params, x)
+    return D.nearest(x, params.reshape(-1, params.shape[-1]), precision)
+
+
+@partial(jax.jit, static_argnames=("precision",))
+def quantization_error(params, x, *, precision=None) -> Array:
+    """Mean distance from each sample to its best-matching unit: (1/n)·Σ_n ‖x_n − w_best(n)‖.
+
+    Args: params (rows, cols, d); x (n, d). Returns a () float.
+    """
+    _check_weights_data(params, x)
+    w = params.reshape(-1, params.shape[-1])
+    diff = x - w[D.nearest(x, w, precision)]
     return jnp.mean(jnp.sqrt(jnp.sum(diff * diff, axis=1)))
 
 
-def quantization_error(weights, X, *, precision=None) -> Array:
-    """Mean distance from each sample to its best-matching unit: (1/n)·Σ_n ‖x_n − w_best(n)‖.
-
-    Args: weights (rows, cols, d); X (n, d). Returns a () float.
-    """
-    _check_weights_data(weights, X)
-    return _quantization_error(jnp.asarray(weights), jnp.asarray(X), precision)
-
-
 @partial(jax.jit, static_argnames=("topology", "precision"))
-def _topographic_error(weights, X, topology, precision):
-    rows, cols, d = weights.shape
-    w = weights.reshape(-1, d)
-    top2 = lax.top_k(-_sq_dists(w, X, precision), 2)[1]
-    adj = jnp.asarray(G.adjacency(rows, cols, topology=topology))
-    return 1 - jnp.mean(adj[top2[:, 0], top2[:, 1]].astype(weights.dtype))
-
-
-def topographic_error(weights, X, *, topology: str = "rectangular", precision=None) -> Array:
+def topographic_error(params, x, *, topology: str = "rectangular", precision=None) -> Array:
     """Share of samples whose best and second-best units are not grid neighbours (8-neighbourhood on a
-    rectangular grid, 6 on a hexagonal one, as MiniSom). Args: weights (rows, cols, d), X (n, d). Returns ()."""
-    _check_weights_data(weights, X)
+    rectangular grid, 6 on a hexagonal one, as MiniSom). Args: params (rows, cols, d), x (n, d). Returns ()."""
+    _check_weights_data(params, x)
     V.check_choice(topology, G.TOPOLOGIES, name="topology")
-    if weights.shape[0] * weights.shape[1] < 2:
-        raise ValueError(f"topographic_error needs at least 2 neurons, got weights.shape={tuple(weights.shape)}")
-    return _topographic_error(jnp.asarray(weights), jnp.asarray(X), topology, precision)
+    rows, cols, d = params.shape
+    if rows * cols < 2:
+        raise ValueError(f"topographic_error needs at least 2 neurons, got params.shape={tuple(params.shape)}")
+    top2 = lax.top_k(-D.squared_distances(x, params.reshape(-1, d), precision), 2)[1]
+    adj = jnp.asarray(G.adjacency(rows, cols, topology=topology))
+    return 1 - jnp.mean(adj[top2[:, 0], top2[:, 1]].astype(params.dtype))
 
 
 @partial(jax.jit, static_argnames=("topology", "scaling"))
-def _u_matrix(weights, topology, scaling):
-    rows, cols, d = weights.shape
-    w = weights.reshape(-1, d)
+def u_matrix(params, *, topology: str = "rectangular", scaling: str = "sum") -> Array:
+    """U-matrix: for each neuron the sum (or mean) of the distances ‖w_i − w_k‖ to its grid neighbours,
+    divided by the largest such value (MiniSom's ``distance_map``). params (rows, cols, d) -> (rows, cols)."""
+    V.check_ndim(params, 3, name="params")
+    G.check_grid(params.shape[0], params.shape[1])
+    V.check_choice(topology, G.TOPOLOGIES, name="topology")
+    V.check_choice(scaling, ("sum", "mean"), name="scaling")
+    rows, cols, d = params.shape
+    w = params.reshape(-1, d)
     diff = w[:, None, :] - w[None, :, :]
     dist = jnp.sqrt(jnp.sum(diff * diff, axis=-1))
     adj = jnp.asarray(G.adjacency(rows, cols, topology=topology))
@@ -298,60 +376,52 @@ def _u_matrix(weights, topology, scaling):
     return (total / jnp.max(total)).reshape(rows, cols)
 
 
-def u_matrix(weights, *, topology: str = "rectangular", scaling: str = "sum") -> Array:
-    """U-matrix: for each neuron the sum (or mean) of the distances ‖w_i − w_k‖ to its grid neighbours,
-    divided by the largest such value (MiniSom's ``distance_map``). weights (rows, cols, d) -> (rows, cols)."""
-    V.check_ndim(weights, 3, name="weights")
-    G.check_grid(weights.shape[0], weights.shape[1])
-    V.check_choice(topology, G.TOPOLOGIES, name="topology")
-    V.check_choice(scaling, ("sum", "mean"), name="scaling")
-    V.check_finite(weights, name="weights")
-    return _u_matrix(jnp.asarray(weights), topology, scaling)
-
-
-def best_matching_units(weights, X, *, precision=None) -> Array:
-    """Grid position (r, c) of each sample's nearest neuron: weights (rows, cols, d), X (n, d) -> (n, 2) int32."""
-    _check_weights_data(weights, X)
-    cols = weights.shape[1]
-    flat = _jit_bmu(jnp.asarray(weights).reshape(-1, weights.shape[-1]), jnp.asarray(X), precision)
+@partial(jax.jit, static_argnames=("precision",))
+def best_matching_units(params, x, *, precision=None) -> Array:
+    """Grid position (r, c) of each sample's nearest neuron: params (rows, cols, d), x (n, d) -> (n, 2) int32."""
+    _check_weights_data(params, x)
+    cols = params.shape[1]
+    flat = D.nearest(x, params.reshape(-1, params.shape[-1]), precision)
     return jnp.stack([flat // cols, flat % cols], axis=1)
 
 
-_jit_bmu = jax.jit(_bmu, static_argnames=("precision",))
-
-
-def winner_map(weights, X, *, precision=None) -> Array:
-    """How many samples each neuron wins: weights (rows, cols, d), X (n, d) -> (rows, cols) int32 counts."""
-    _check_weights_data(weights, X)
-    rows, cols = weights.shape[:2]
-    flat = _jit_bmu(jnp.asarray(weights).reshape(-1, weights.shape[-1]), jnp.asarray(X), precision)
+@partial(jax.jit, static_argnames=("precision",))
+def winner_map(params, x, *, precision=None) -> Array:
+    """How many samples each neuron wins: params (rows, cols, d), x (n, d) -> (rows, cols) int32 counts."""
+    _check_weights_data(params, x)
+    rows, cols, d = params.shape
+    flat = D.nearest(x, params.reshape(-1, d), precision)
     return jnp.zeros(rows * cols, jnp.int32).at[flat].add(1).reshape(rows, cols)
 
 
-def _check_data(X):
-    V.check_ndim(X, 2, name="X")
-    if X.shape[0] == 0:
-        raise ValueError(f"X must hold at least one sample, got X.shape={tuple(X.shape)}")
-    V.check_finite(X, name="X")
+def _check_data(x):
+    V.check_ndim(x, 2, name="x")
+    if x.shape[0] == 0:
+        raise ValueError(f"x must hold at least one sample, got x.shape={tuple(x.shape)}")
 
 
-def _check_weights_data(weights, X):
-    V.check_ndim(weights, 3, name="weights")
-    G.check_grid(weights.shape[0], weights.shape[1])
-    _check_data(X)
-    if X.shape[1] != weights.shape[2]:
-        raise ValueError(f"X must have {weights.shape[2]} features like weights, got X.shape={tuple(X.shape)} "
-                         f"and weights.shape={tuple(weights.shape)}")
-    V.check_finite(weights, name="weights")
+def _check_weights_data(params, x):
+    V.check_ndim(params, 3, name="params")
+    G.check_grid(params.shape[0], params.shape[1])
+    _check_data(x)
+    if x.shape[1] != params.shape[2]:
+        raise ValueError(f"x must have {params.shape[2]} features like params, got x.shape={tuple(x.shape)} "
+                         f"and params.shape={tuple(params.shape)}")
 
 
-def _check_train(state, X, num_iterations, learning_rate, sigma, neighbourhood, topology):
-    _check_weights_data(state.weights, X)
-    if num_iterations is None:
-        num_iterations = X.shape[0]
-    V.check_integer(num_iterations, name="num_iterations", minimum=1)
+def _check_fit(params, x, max_steps, learning_rate, sigma, neighbourhood, topology, learning_rate_decay,
+               sigma_decay):
+    """Host checks of a fit; returns the static arguments (max_steps, neighbourhood, topology, decays)."""
+    _check_weights_data(params, x)
+    if max_steps is None:
+        max_steps = x.shape[0]
+    V.check_integer(max_steps, name="max_steps", minimum=1)
     V.check_positive(learning_rate, name="learning_rate")
     V.check_positive(sigma, name="sigma")
     V.check_choice(neighbourhood, tuple(_nb.NEIGHBOURHOODS), name="neighbourhood")
     V.check_choice(topology, G.TOPOLOGIES, name="topology")
-    return num_iterations
+    lr_decay = G.decay(learning_rate_decay, argname="learning_rate_decay")
+    sig_decay = G.decay(sigma_decay, argname="sigma_decay")
+    V.check_finite(x, name="x")
+    V.check_finite(params, name="params")
+    return max_steps, neighbourhood, topology, lr_decay, sig_decay
