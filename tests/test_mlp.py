@@ -1,11 +1,14 @@
 """jaxmath.models.mlp: shapes first, then values against NumPy, jax.grad, torch and the notes' worked example."""
 
+import json
+
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxmath.models import mlp
+from jaxmath.models import from_config, mlp
 
 SIZES = (784, 16, 16, 10)
 
@@ -126,6 +129,40 @@ def test_init_rejects_bad_arguments():
         mlp.init(jax.random.key(0), SIZES, dtype=jnp.int32)
 
 
+def test_an_int_key_gets_a_clear_error():
+    with pytest.raises(TypeError, match=r"key must be a JAX PRNG key such as jax\.random\.key\(0\), got key=0"):
+        mlp.init(0, SIZES)
+    with pytest.raises(TypeError, match=r"jax\.random\.key\(0\)"):
+        mlp.make(SIZES).init(7)
+    # Raw uint32 keys (jax.random.PRNGKey) are keys too, and draw the same params as the typed key.
+    chex.assert_trees_all_equal(mlp.init(jax.random.PRNGKey(3), (4, 3)), mlp.init(jax.random.key(3), (4, 3)))
+
+
+# ----------------------------------------------------------------------------- make: the config travels
+
+
+def test_make_carries_the_config_and_equals_apply_with_the_options():
+    model = mlp.make((9, 7, 4), activation="tanh", output="softmax", dtype=jnp.float64)
+    assert model.config == {
+        "name": "mlp", "sizes": [9, 7, 4], "activation": "tanh", "output": "softmax", "scheme": "glorot",
+        "dtype": "float64", "precision": None, "compute_dtype": None,
+    }
+    json.dumps(model.config)  # JSON-serialisable
+    params = model.init(jax.random.key(0))
+    chex.assert_trees_all_equal(params, mlp.init(jax.random.key(0), (9, 7, 4), scheme="glorot", dtype=jnp.float64))
+    x = _rand((5, 9), jnp.float64)
+    want = _np_forward(params, x, "tanh", "softmax")
+    np.testing.assert_allclose(np.asarray(model.apply(params, x)), want, rtol=1e-10)
+    rebuilt = from_config(model.config)
+    assert rebuilt.config == model.config
+    np.testing.assert_allclose(np.asarray(rebuilt.apply(params, x)), want, rtol=1e-10)
+    assert mlp.make((3, 8, 2), activation="relu").config["scheme"] == "he"
+    with pytest.raises(ValueError, match="activation"):
+        mlp.make((3, 2), activation="gelu")
+    with pytest.raises(ValueError, match="sizes"):
+        mlp.make((3,))
+
+
 # ----------------------------------------------------------------------------- apply
 
 
@@ -209,6 +246,21 @@ def test_apply_rejects_bad_input():
         mlp.apply(broken, jnp.zeros((8, 784), jnp.float32))
     with pytest.raises(ValueError, match=r"params\[0\]"):
         mlp.apply([(params[0][0], params[1][1][:3])], jnp.zeros((8, 784), jnp.float32))
+    # The checks are static: they run while tracing, so they raise under the caller's jit as well.
+    with pytest.raises(ValueError, match=r"x must have 784 features.*\(8, 783\)"):
+        jax.jit(lambda p, x: mlp.apply(p, x))(params, jnp.zeros((8, 783), jnp.float32))
+
+
+def test_apply_is_one_jitted_function_compiled_once_per_shape():
+    params = _rand_params((6, 5, 3), jnp.float32)
+    start = mlp.apply._cache_size()
+    for i in range(4):  # new values, same shapes and options: no new compile
+        mlp.apply(params, _rand((4, 6), jnp.float32, seed=i), activation="relu")
+    assert mlp.apply._cache_size() - start == 1
+    counted = chex.assert_max_traces(lambda p, x: mlp.apply(p, x, activation="relu"), n=1)
+    outer = jax.jit(counted)
+    for i in range(3):
+        outer(params, _rand((4, 6), jnp.float32, seed=i))
 
 
 # ----------------------------------------------------------------------------- backprop
@@ -304,7 +356,7 @@ def test_backprop_rejects_bad_input():
         mlp.backprop(params, x[0], jnp.zeros((2,), jnp.float32))
     with pytest.raises(ValueError, match="output must be \"identity\""):
         mlp.backprop(params, x, jnp.zeros((4,), jnp.int32), output="softmax", loss="softmax_cross_entropy")
-    with pytest.raises(ValueError, match=r"y must lie in \[0, 2\)"):
-        mlp.backprop(params, x, jnp.asarray([0, 1, 2, 0]), loss="softmax_cross_entropy")
+    with pytest.raises(TypeError, match=r"y must be integer labels \(n,\) or one-hot targets \(n, 2\)"):
+        mlp.backprop(params, x, jnp.zeros((4,), jnp.float32), loss="softmax_cross_entropy")
     with pytest.raises(ValueError, match="loss"):
         mlp.backprop(params, x, jnp.zeros((4, 2), jnp.float32), loss="hinge")

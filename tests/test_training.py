@@ -1,8 +1,9 @@
 """jaxmath.training: each piece replayed independently (hand-written SGD, Python loops, NumPy, torch)."""
 
-import warnings
+import re
 from functools import partial
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,9 +32,8 @@ def _data(n=40, seed=0, classes=4):
     return images, labels
 
 
-LOSS_FN = training.make_classifier_loss(
-    partial(mlp.apply, activation="sigmoid", output="sigmoid"), num_classes=4, loss="sum_of_squares"
-)
+MODEL = mlp.make(SIZES, activation="sigmoid", output="sigmoid")
+LOSS_FN = training.make_classifier_loss(MODEL, num_classes=4, loss="sum_of_squares")
 
 
 def _np_loss_and_accuracy(params, images, labels):
@@ -46,8 +46,7 @@ def _np_loss_and_accuracy(params, images, labels):
 
 
 def _tree_close(a, b, tol):
-    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=tol, atol=tol)
+    chex.assert_trees_all_close(a, b, rtol=tol, atol=tol)
 
 
 # ----------------------------------------------------------------------------- state, loss, step
@@ -75,13 +74,28 @@ def test_classifier_loss_scales_uint8_and_matches_numpy(dtype, tol):
     np.testing.assert_allclose(float(metrics["accuracy"]), want_acc, rtol=tol)
 
 
-def test_make_train_step_is_plain_sgd_on_the_loss():
+def test_classifier_loss_takes_a_model_or_its_apply_function():
+    images, labels = _data(12)
+    params = _params(dtype=jnp.float64)
+    batch = (jnp.asarray(images), jnp.asarray(labels))
+    from_fn = training.make_classifier_loss(MODEL.apply, num_classes=4, loss="sum_of_squares")
+    chex.assert_trees_all_close(LOSS_FN(params, batch), from_fn(params, batch), rtol=1e-12)
+    assert LOSS_FN.model is MODEL and from_fn.model is None and LOSS_FN.num_classes == 4
+    assert set(training.CLASSIFIER_LOSSES) == {"softmax_cross_entropy", "sum_of_squares", "mse"}
+    with pytest.raises(TypeError, match="Model or an apply function"):
+        training.make_classifier_loss(42, num_classes=4)
+
+
+def test_make_train_step_is_plain_sgd_on_the_loss_and_carries_its_optimizer():
     images, labels = _data(16)
     batch = (jnp.asarray(images), jnp.asarray(labels))
     params = _params(dtype=jnp.float64)
-    state = training.TrainState.create(params, optim.sgd(learning_rate=0.5), key=jax.random.PRNGKey(0))
-    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.5), jit=False)
-    new_state, metrics = jax.jit(step)(state, batch)  # the pure step, under the caller's own jit
+    opt = optim.sgd(learning_rate=0.5)
+    step = training.make_train_step(LOSS_FN, opt, jit=False)
+    assert isinstance(step, training.TrainStep) and step.loss_fn is LOSS_FN and step.optimizer is opt
+    state = step.init(params, key=jax.random.key(0))
+    assert isinstance(state, training.TrainState) and int(state.step) == 0
+    new_state, metrics = jax.jit(step.pure)(state, batch)  # the pure step, under the caller's own jit
     grads = jax.grad(lambda p: LOSS_FN(p, batch)[0])(params)
     want = jax.tree_util.tree_map(lambda p, g: p - 0.5 * g, params, grads)
     _tree_close(new_state.params, want, 1e-12)
@@ -90,19 +104,28 @@ def test_make_train_step_is_plain_sgd_on_the_loss():
     assert set(metrics) == {"loss", "accuracy"}
 
 
+def test_make_train_step_from_an_optimizer_factory_needs_the_learning_rate():
+    step = training.make_train_step(LOSS_FN, optim.sgd, learning_rate=0.25)
+    assert step.optimizer_fn is optim.sgd
+    state = step.init(_params(dtype=jnp.float64), key=jax.random.key(0))
+    assert float(state.opt_state.learning_rate) == 0.25
+    with pytest.raises(TypeError, match="give learning_rate"):
+        training.make_train_step(LOSS_FN, optim.sgd)
+    with pytest.raises(TypeError, match="learning_rate is for optimizer factories"):
+        training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.1), learning_rate=0.1)
+    with pytest.raises(TypeError, match="optimizer must have init and update"):
+        training.make_train_step(LOSS_FN, 0.1)
+
+
 def test_jitted_step_traces_once_and_donates_state():
     images, labels = _data(16)
     batch = (jnp.asarray(images), jnp.asarray(labels))
-    traces = []
-
-    def counted_loss(params, batch):
-        traces.append(1)
-        return LOSS_FN(params, batch)
-
+    # chex fails the call that would trace the loss a second time (the counter lives on the function).
+    counted_loss = chex.assert_max_traces(lambda params, batch: LOSS_FN(params, batch), n=1)
     opt = optim.sgd(learning_rate=0.5)
     step = training.make_train_step(counted_loss, opt)  # jit=True, donate=True
     params = _params()
-    state = training.TrainState.create(params, opt, key=jax.random.PRNGKey(0))
+    state = step.init(params, key=jax.random.key(0))
     want = params
     for _ in range(3):  # hand-written SGD
         grads = jax.grad(lambda p: LOSS_FN(p, batch)[0])(want)
@@ -110,9 +133,8 @@ def test_jitted_step_traces_once_and_donates_state():
     first_params = state.params[0][0]
     for _ in range(3):
         state, _ = step(state, batch)
-    assert len(traces) == 1
     assert first_params.is_deleted()  # donated to the first step's output
-    assert not params[0][0].is_deleted()  # TrainState.create copied the caller's params
+    assert not params[0][0].is_deleted()  # step.init copied the caller's params
     _tree_close(state.params, want, 1e-5)
     kept = training.make_train_step(LOSS_FN, opt, donate=False)
     before = state.params[0][0]
@@ -120,14 +142,49 @@ def test_jitted_step_traces_once_and_donates_state():
     assert not before.is_deleted()
 
 
+def test_reusing_a_donated_state_gets_a_jaxmath_message():
+    images, labels = _data(16)
+    x, y = jnp.asarray(images), jnp.asarray(labels)
+    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.5))
+    message = re.escape("state was donated to a previous run_epoch/step call and its buffers are gone: use the state it returned")
+    state = step.init(_params(), key=jax.random.key(0))
+    new_state, _ = step(state, (x, y))
+    with pytest.raises(ValueError, match=message):
+        step(state, (x, y))
+    after_epoch, _ = training.run_epoch(new_state, x, y, train_step=step, batch_size=4)
+    with pytest.raises(ValueError, match=message):
+        training.run_epoch(new_state, x, y, train_step=step, batch_size=4)
+    with pytest.raises(ValueError, match=message):
+        training.fit(new_state, x, y, train_step=step, num_epochs=1, batch_size=4, progress=False)
+    # The states that were returned still work.
+    training.run_epoch(after_epoch, x, y, train_step=step, batch_size=4)
+
+
+def test_a_state_from_another_optimizer_is_refused_at_once_naming_both():
+    images, labels = _data(16)
+    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.5))
+    adam_state = training.TrainState.create(_params(), optim.adam(learning_rate=1e-3), key=jax.random.key(0))
+    pattern = r"opt_state was not made by this train step's optimizer.*SGDState.*state.opt_state is .*AdamState"
+    with pytest.raises(ValueError, match=pattern):
+        training.run_epoch(adam_state, images, labels, train_step=step, batch_size=4)
+    with pytest.raises(ValueError, match=pattern):
+        training.fit(adam_state, images, labels, train_step=step, num_epochs=1, batch_size=4, progress=False)
+    # Same optimizer family, other dtype of params: the shapes agree, the dtypes do not.
+    f64_state = training.TrainState.create(_params(dtype=jnp.float64), optim.sgd(learning_rate=0.5, momentum=0.9),
+                                           key=jax.random.key(0))
+    with pytest.raises(ValueError, match="not made by this train step's optimizer"):
+        training.run_epoch(f64_state, images, labels, train_step=step, batch_size=4)
+    assert not adam_state.params[0][0].is_deleted()  # refused before anything ran
+    with pytest.raises(TypeError, match="train_step must be a TrainStep"):
+        training.run_epoch(adam_state, images, labels, train_step=step.pure, batch_size=4)
+
+
 def test_step_with_bfloat16_compute_keeps_float32_params_finite():
     images, labels = _data(16)
-    loss_fn = training.make_classifier_loss(
-        partial(mlp.apply, activation="relu", compute_dtype=jnp.bfloat16), num_classes=4
-    )
-    opt = optim.adam(learning_rate=1e-2)
-    state = training.TrainState.create(_params(), opt, key=jax.random.PRNGKey(0))
-    step = training.make_train_step(loss_fn, opt)
+    model = mlp.make(SIZES, activation="relu", compute_dtype=jnp.bfloat16)
+    loss_fn = training.make_classifier_loss(model, num_classes=4)
+    step = training.make_train_step(loss_fn, optim.adam(learning_rate=1e-2))
+    state = step.init(_params(), key=jax.random.key(0))
     for _ in range(5):
         state, metrics = step(state, (jnp.asarray(images), jnp.asarray(labels)))
     assert state.params[0][0].dtype == jnp.float32
@@ -139,9 +196,8 @@ def test_step_with_bfloat16_compute_keeps_float32_params_finite():
 
 def test_run_epoch_equals_a_python_loop_over_the_same_shuffled_batches():
     images, labels = _data(42)
-    opt = optim.sgd(learning_rate=0.3, momentum=0.9)
-    state = training.TrainState.create(_params(dtype=jnp.float64), opt, key=jax.random.PRNGKey(7))
-    step = training.make_train_step(LOSS_FN, opt, donate=False)
+    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.3, momentum=0.9), donate=False)
+    state = step.init(_params(dtype=jnp.float64), key=jax.random.PRNGKey(7))
     # Replay: the same key split and permutation, then a plain Python loop of steps.
     key, shuffle_key = jax.random.split(state.key)
     order = np.argsort(np.asarray(jax.random.bits(shuffle_key, (42,))), kind="stable")  # documented shuffle
@@ -167,9 +223,8 @@ def test_run_epoch_equals_a_python_loop_over_the_same_shuffled_batches():
 
 def test_run_epoch_learns_and_keeps_uint8_data():
     images, labels = _data(64)
-    opt = optim.sgd(learning_rate=2.0)
-    state = training.TrainState.create(_params(), opt, key=jax.random.PRNGKey(1))
-    step = training.make_train_step(LOSS_FN, opt)
+    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=2.0))
+    state = step.init(_params(), key=jax.random.PRNGKey(1))
     x, y = jax.device_put(images), jax.device_put(labels)
     before = training.evaluate(state.params, x, y, loss_fn=LOSS_FN)
     for _ in range(30):
@@ -180,24 +235,21 @@ def test_run_epoch_learns_and_keeps_uint8_data():
     assert float(after["accuracy"]) > 0.9
 
 
-def test_run_epoch_is_one_scan_traced_once():
+def test_run_epoch_is_one_scan_that_never_recompiles():
     images, labels = _data(32)
     x, y = jnp.asarray(images), jnp.asarray(labels)
-    traces = []
-
-    def counted_loss(params, batch):
-        traces.append(1)
-        return LOSS_FN(params, batch)
-
-    opt = optim.sgd(learning_rate=0.5)
-    step = training.make_train_step(counted_loss, opt, jit=False)
-    state = training.TrainState.create(_params(), opt, key=jax.random.PRNGKey(0))
-    jaxpr = jax.make_jaxpr(partial(training.epoch_core, step, 8))(state, x, y)
+    # The loss body may be traced once: a second trace (a recompiled epoch) fails the call.
+    counted_loss = chex.assert_max_traces(lambda params, batch: LOSS_FN(params, batch), n=1)
+    counted_loss.num_classes = LOSS_FN.num_classes
+    step = training.make_train_step(counted_loss, optim.sgd(learning_rate=0.5))
+    state = step.init(_params(), key=jax.random.key(0))
+    jaxpr = jax.make_jaxpr(partial(training.epoch._epoch_core, step, 8))(state, x, y)
     assert [e.primitive.name for e in jaxpr.jaxpr.eqns].count("scan") == 1
-    traces.clear()
-    for _ in range(3):
+    chex.clear_trace_counter()
+    for _ in range(3):  # three epochs, new data each time: same shapes, one compile
         state, metrics = training.run_epoch(state, x, y, train_step=step, batch_size=8)
-    assert len(traces) == 1 and int(state.step) == 12
+        x = jnp.asarray(np.roll(images, 1, axis=0))
+    assert int(state.step) == 12
 
 
 @pytest.mark.parametrize("batch_size", [7, 40, 1000])
@@ -209,6 +261,28 @@ def test_evaluate_is_the_exact_mean_whatever_the_batch_size(batch_size):
     assert got["loss"].shape == ()
     np.testing.assert_allclose(float(got["loss"]), want_loss, rtol=1e-10)
     np.testing.assert_allclose(float(got["accuracy"]), want_acc, rtol=1e-10)
+
+
+def test_run_epoch_and_evaluate_refuse_labels_outside_the_loss_classes():
+    # Labels 1..4 for a 4-class loss (the 1..10 MNIST mistake): refused, not trained at low accuracy.
+    images, labels = _data(16)
+    shifted = jnp.asarray(labels + 1)  # uint8 on the device: checked there, one min/max brought back
+    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.5))
+    state = step.init(_params(), key=jax.random.key(0))
+    want = rf"labels must lie in \[0, 4\), got values from {int(labels.min()) + 1} to 4"
+    with pytest.raises(ValueError, match=want):
+        training.run_epoch(state, images, shifted, train_step=step, batch_size=4)
+    with pytest.raises(ValueError, match=want):
+        training.evaluate(state.params, images, shifted, loss_fn=LOSS_FN)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\), got values from -1"):
+        training.evaluate(state.params, images, jnp.asarray(labels, jnp.int32) - 1, loss_fn=LOSS_FN)
+    with pytest.raises(TypeError, match="labels must be integers"):
+        training.run_epoch(state, images, labels.astype(np.float32), train_step=step, batch_size=4)
+    assert not state.params[0][0].is_deleted()  # refused before the state was donated
+    # A loss without num_classes: nothing to check against.
+    plain = training.make_train_step(lambda p, b: jnp.sum(p["w"] ** 2), optim.sgd(learning_rate=0.1))
+    training.run_epoch(plain.init({"w": jnp.ones(3)}, key=jax.random.key(0)), images, shifted, train_step=plain,
+                       batch_size=4)
 
 
 def _exploding_setup(n=8):
@@ -234,9 +308,8 @@ def _exploding_setup(n=8):
 def test_run_epoch_stops_at_the_first_nonfinite_step_and_keeps_the_last_finite_state():
     images, labels, loss_fn, bad_step, last_w = _exploding_setup(n=32)
     assert 0 < bad_step < 32
-    opt = optim.sgd(learning_rate=100.0)
-    state = training.TrainState.create({"w": jnp.ones((), jnp.float32)}, opt, key=jax.random.PRNGKey(0))
-    step = training.make_train_step(loss_fn, opt, jit=False)
+    step = training.make_train_step(loss_fn, optim.sgd(learning_rate=100.0), jit=False)
+    state = step.init({"w": jnp.ones((), jnp.float32)}, key=jax.random.PRNGKey(0))
     state, metrics = training.run_epoch(state, jnp.asarray(images), jnp.asarray(labels), train_step=step, batch_size=1)
     assert int(metrics["first_nonfinite_step"]) == bad_step
     assert np.all(np.isfinite(np.asarray(metrics["loss"])[:bad_step]))
@@ -249,8 +322,8 @@ def test_run_epoch_stops_at_the_first_nonfinite_step_and_keeps_the_last_finite_s
 def test_run_epoch_rejects_bad_arguments():
     images, labels = _data(10)
     step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.1))
-    state = training.TrainState.create(_params(), optim.sgd(learning_rate=0.1), key=jax.random.PRNGKey(0))
-    with pytest.raises(ValueError, match=r"images and labels must have the same number of rows.*\(10, 4, 4\).*\(9,\)"):
+    state = step.init(_params(), key=jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match=r"x and labels must have the same number of rows.*\(10, 4, 4\).*\(9,\)"):
         training.run_epoch(state, images, labels[:9], train_step=step, batch_size=2)
     with pytest.raises(ValueError, match="batch_size must be <= the number of examples 10"):
         training.run_epoch(state, images, labels, train_step=step, batch_size=11)
@@ -261,24 +334,26 @@ def test_run_epoch_rejects_bad_arguments():
 # ----------------------------------------------------------------------------- fit
 
 
-def test_fit_history_best_params_and_validation():
+def test_fit_info_history_best_params_and_validation():
     images, labels = _data(80)
-    opt = optim.sgd(learning_rate=2.0)
-    state = training.TrainState.create(_params(), opt, key=jax.random.PRNGKey(3))
-    result = training.fit(
-        state, images, labels, loss_fn=LOSS_FN, optimizer=opt, epochs=6, batch_size=8,
-        validation_split=0.25, progress=False,
+    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=2.0))
+    state = step.init(_params(), key=jax.random.PRNGKey(3))
+    final, info = training.fit(
+        state, images, labels, train_step=step, num_epochs=6, batch_size=8, validation_split=0.25, progress=False,
     )
-    h = result.history
-    assert result.stop_reason == "epochs"
+    assert isinstance(info, training.FitInfo)
+    h = info.history
+    assert info.stop_reason == "epochs" and not info.converged and info.num_epochs == 6
     for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time"):
         assert h[k].shape == (6,)
-    assert int(result.state.step) == 6 * (60 // 8)
-    assert result.best_epoch == int(np.argmin(h["val_loss"])) + 1
+    assert info.num_steps == 6 * (60 // 8) == int(final.step)
+    np.testing.assert_array_equal(info.loss_history, h["train_loss"])
+    assert info.samples_per_second > 0
+    assert info.best_epoch == int(np.argmin(h["val_loss"])) + 1
     # The best params really give the recorded validation loss (NumPy on the held-out last quarter).
-    want_loss, want_acc = _np_loss_and_accuracy(result.best_params, images[60:], labels[60:])
-    np.testing.assert_allclose(h["val_loss"][result.best_epoch - 1], want_loss, rtol=1e-5)
-    np.testing.assert_allclose(h["val_accuracy"][result.best_epoch - 1], want_acc, rtol=1e-5)
+    want_loss, want_acc = _np_loss_and_accuracy(info.best_params, images[60:], labels[60:])
+    np.testing.assert_allclose(h["val_loss"][info.best_epoch - 1], want_loss, rtol=1e-5)
+    np.testing.assert_allclose(h["val_accuracy"][info.best_epoch - 1], want_acc, rtol=1e-5)
     assert h["train_loss"][-1] < h["train_loss"][0]
     # The caller's state survived donation.
     assert not state.params[0][0].is_deleted()
@@ -286,58 +361,92 @@ def test_fit_history_best_params_and_validation():
 
 def test_fit_early_stopping_by_the_notes_criterion_and_by_patience():
     images, labels = _data(32)
-    frozen = optim.sgd(learning_rate=0.0)  # the loss never changes: L_{t-1} - L_t = 0
-    state = training.TrainState.create(_params(), frozen, key=jax.random.PRNGKey(0))
-    kw = dict(loss_fn=LOSS_FN, optimizer=frozen, epochs=20, batch_size=8, progress=False)
-    by_tolerance = training.fit(state, images, labels, tolerance=1e-6, **kw)
-    assert by_tolerance.stop_reason == "tolerance" and by_tolerance.history["train_loss"].shape == (2,)
-    by_patience = training.fit(state, images, labels, patience=3, **kw)
+    frozen = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.0))  # L_{t-1} - L_t = 0
+    state = frozen.init(_params(), key=jax.random.PRNGKey(0))
+    kw = dict(train_step=frozen, num_epochs=20, batch_size=8, progress=False)
+    _, by_tolerance = training.fit(state, images, labels, tolerance=1e-6, **kw)
+    assert by_tolerance.stop_reason == "tolerance" and by_tolerance.converged
+    assert by_tolerance.history["train_loss"].shape == (2,) and by_tolerance.num_epochs == 2
+    assert by_tolerance.loss_history.shape == (20,) and np.all(np.isnan(by_tolerance.loss_history[2:]))
+    _, by_patience = training.fit(state, images, labels, patience=3, **kw)
     assert by_patience.stop_reason == "patience" and by_patience.history["train_loss"].shape == (4,)
-    assert by_patience.best_epoch == 1
+    assert by_patience.best_epoch == 1 and by_patience.num_steps == 4 * 4
 
-    learning = optim.sgd(learning_rate=2.0)
-    state = training.TrainState.create(_params(), learning, key=jax.random.PRNGKey(0))
-    run = training.fit(state, images, labels, loss_fn=LOSS_FN, optimizer=learning, epochs=8, batch_size=8,
-                       tolerance=1e-9, progress=False)
-    assert run.stop_reason == "epochs"  # still improving: the criterion does not fire
+    learning = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=2.0))
+    state = learning.init(_params(), key=jax.random.PRNGKey(0))
+    _, run = training.fit(state, images, labels, train_step=learning, num_epochs=8, batch_size=8, tolerance=1e-9,
+                          progress=False)
+    assert run.stop_reason == "epochs" and not run.converged  # still improving: the criterion does not fire
     assert np.all(np.diff(run.history["train_loss"]) < 0)
 
 
 def test_fit_nonfinite_loss_warns_with_epoch_and_step_and_returns_last_finite_params():
     images, labels, loss_fn, bad_step, last_w = _exploding_setup(n=8)
-    opt = optim.sgd(learning_rate=100.0)
-    state = training.TrainState.create({"w": jnp.ones((), jnp.float32)}, opt, key=jax.random.PRNGKey(0))
+    step = training.make_train_step(loss_fn, optim.sgd(learning_rate=100.0))
+    state = step.init({"w": jnp.ones((), jnp.float32)}, key=jax.random.PRNGKey(0))
     epoch, step_in_epoch = bad_step // 8 + 1, bad_step % 8 + 1
     with pytest.warns(RuntimeWarning, match=rf"non-finite loss at epoch {epoch}, step {step_in_epoch} of 8"):
-        result = training.fit(state, images, labels, loss_fn=loss_fn, optimizer=opt, epochs=10, batch_size=1,
-                              progress=False)
-    assert result.stop_reason.startswith(f"non-finite loss at epoch {epoch}")
-    assert result.history["train_loss"].shape == (epoch,)
-    assert int(result.state.step) == bad_step  # the good steps of the last epoch are kept
-    np.testing.assert_allclose(float(result.state.params["w"]), float(last_w), rtol=1e-6)
+        final, info = training.fit(state, images, labels, train_step=step, num_epochs=10, batch_size=1,
+                                   progress=False)
+    assert info.stop_reason.startswith(f"non-finite loss at epoch {epoch}") and not info.converged
+    assert info.history["train_loss"].shape == (epoch,)
+    assert int(final.step) == bad_step == info.num_steps  # the good steps of the last epoch are kept
+    np.testing.assert_allclose(float(final.params["w"]), float(last_w), rtol=1e-6)
 
 
 def test_fit_rejects_bad_data_before_training():
     images, labels = _data(20)
-    opt = optim.sgd(learning_rate=0.1)
-    state = training.TrainState.create(_params(), opt, key=jax.random.PRNGKey(0))
-    kw = dict(loss_fn=LOSS_FN, optimizer=opt, epochs=1, batch_size=4, progress=False)
+    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.1))
+    state = step.init(_params(), key=jax.random.PRNGKey(0))
+    kw = dict(train_step=step, num_epochs=1, batch_size=4, progress=False)
     bad = labels.copy()
     bad[3] = 4
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\), got values from 0 to 4"):
         training.fit(state, images, bad, **kw)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        training.fit(state, images, labels, validation_data=(images, bad), **kw)
     with pytest.raises(ValueError, match="same number of rows"):
         training.fit(state, images, labels[:-1], **kw)
     floats = images.astype(np.float32)
     floats[2, 1, 1] = np.nan
-    with pytest.raises(ValueError, match=r"images contains 1 non-finite value.*\(2, 1, 1\)"):
+    with pytest.raises(ValueError, match=r"x contains 1 non-finite value.*\(2, 1, 1\)"):
         training.fit(state, floats, labels, **kw)
     with pytest.raises(TypeError, match="labels must be integers"):
         training.fit(state, images, labels.astype(np.float32), **kw)
     with pytest.raises(ValueError, match="validation_split"):
         training.fit(state, images, labels, validation_split=1.5, **kw)
-    with pytest.raises(ValueError, match="epochs must be >= 1"):
-        training.fit(state, images, labels, **{**kw, "epochs": 0})
+    with pytest.raises(ValueError, match="num_epochs must be >= 1"):
+        training.fit(state, images, labels, **{**kw, "num_epochs": 0})
+    with pytest.raises(TypeError, match="optimizer"):
+        training.fit(state, images, labels, optimizer=optim.sgd(learning_rate=0.1), **kw)
+
+
+def test_fit_progress_bar_fits_80_columns_and_shows_validation(monkeypatch, capsys):
+    images, labels = _data(40)
+    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=2.0))
+    state = step.init(_params(), key=jax.random.key(0))
+    monkeypatch.setenv("COLUMNS", "80")  # what tqdm reads when stderr is not a terminal
+    _, info = training.fit(state, images, labels, train_step=step, num_epochs=12, batch_size=8,
+                           validation_split=0.2, progress=True)
+    err = capsys.readouterr().err
+    lines = [line for line in re.split(r"[\r\n]", err) if line.strip()]
+    assert lines and all(len(line) <= 80 for line in lines), max(lines, key=len)
+    last = [line for line in lines if "12/12" in line][-1]
+    h = info.history
+    for name, value in (("loss", h["train_loss"][-1]), ("acc", h["train_accuracy"][-1]),
+                        ("val_loss", h["val_loss"][-1]), ("val_acc", h["val_accuracy"][-1])):
+        shown = re.search(rf"(?<![a-z_]){name}=([0-9.e+-]+)", last)
+        assert shown, (name, last)
+        np.testing.assert_allclose(float(shown.group(1)), value, rtol=5e-3)
+    # The widest figures still fit: losses like 1.23e-05, 100 epochs, a 4-model ensemble's description.
+    import tqdm
+
+    widest = training.fit.__globals__["progress_postfix"](
+        {"train_loss": 1.2345e-5, "train_accuracy": 1.0, "val_loss": 1.2345e-5, "val_accuracy": 1.0}
+    )
+    line = tqdm.tqdm.format_meter(n=100, total=100, elapsed=3599, ncols=80, prefix="fit x4", postfix=widest,
+                                  bar_format=training.fit.__globals__["BAR_FORMAT"])
+    assert len(line) <= 80 and line.endswith("val_acc=1.000"), line
 
 
 # ----------------------------------------------------------------------------- K models at once
@@ -348,18 +457,17 @@ def test_ensemble_over_seeds_and_learning_rates_equals_separate_runs():
     x, y = jnp.asarray(images), jnp.asarray(labels)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     rates = jnp.asarray([0.1, 1.0], jnp.float64)
-    init = lambda k: mlp.init(k, SIZES, scheme="glorot", dtype=jnp.float64)  # noqa: E731
-    states = training.init_ensemble(init, optim.sgd, keys)
+    model = mlp.make(SIZES, activation="sigmoid", output="sigmoid", dtype=jnp.float64)
+    step = training.make_train_step(LOSS_FN, optim.sgd, learning_rate=0.1)
+    states = training.init_ensemble(keys, init_fn=model.init, train_step=step)
     assert states.params[0][0].shape == (2, 16, 8) and states.step.shape == (2,)
     members = [jax.tree_util.tree_map(lambda leaf: leaf[i], states) for i in range(2)]
     assert not np.allclose(np.asarray(members[0].params[0][0]), np.asarray(members[1].params[0][0]))
-    got, metrics = training.run_ensemble_epoch(
-        states, x, y, loss_fn=LOSS_FN, optimizer=optim.sgd, batch_size=6, learning_rates=rates
-    )
+    got, metrics = training.run_ensemble_epoch(states, x, y, train_step=step, batch_size=6, learning_rates=rates)
     assert metrics["loss"].shape == (2, 4) and metrics["first_nonfinite_step"].shape == (2,)
     for i, lr in enumerate([0.1, 1.0]):
-        step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=lr), jit=False)
-        want, m = training.run_epoch(members[i], x, y, train_step=step, batch_size=6)
+        one = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=lr), jit=False)
+        want, m = training.run_epoch(members[i], x, y, train_step=one, batch_size=6)
         _tree_close(jax.tree_util.tree_map(lambda leaf: leaf[i], got.params), want.params, 1e-10)
         np.testing.assert_allclose(np.asarray(metrics["loss"][i]), np.asarray(m["loss"]), rtol=1e-10)
     evals = training.evaluate_ensemble(got.params, x, y, loss_fn=LOSS_FN, batch_size=10)
@@ -367,43 +475,55 @@ def test_ensemble_over_seeds_and_learning_rates_equals_separate_runs():
     first = jax.tree_util.tree_map(lambda leaf: leaf[0], got.params)
     np.testing.assert_allclose(float(evals["loss"][0]), _np_loss_and_accuracy(first, images, labels)[0], rtol=1e-10)
     with pytest.raises(ValueError, match=r"learning_rates must have shape \(2,\)"):
-        training.run_ensemble_epoch(got, x, y, loss_fn=LOSS_FN, optimizer=optim.sgd, batch_size=8,
-                                    learning_rates=jnp.ones(3))
+        training.run_ensemble_epoch(got, x, y, train_step=step, batch_size=8, learning_rates=jnp.ones(3))
+    fixed = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.1))
+    with pytest.raises(TypeError, match="learning_rates needs a train step made from an optimizer factory"):
+        training.run_ensemble_epoch(got, x, y, train_step=fixed, batch_size=8, learning_rates=rates)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        training.run_ensemble_epoch(got, x, y + 1, train_step=step, batch_size=8)
+    adam = training.make_train_step(LOSS_FN, optim.adam(learning_rate=0.1))
+    with pytest.raises(ValueError, match="not made by this train step's optimizer"):
+        training.run_ensemble_epoch(got, x, y, train_step=adam, batch_size=8)
 
 
 def test_fit_ensemble_keeps_best_params_per_model():
     images, labels = _data(80)
     keys = jax.random.split(jax.random.PRNGKey(1), 2)
-    states = training.init_ensemble(lambda k: mlp.init(k, SIZES), optim.sgd, keys)
-    result = training.fit_ensemble(
-        states, images, labels, loss_fn=LOSS_FN, optimizer=optim.sgd, learning_rates=jnp.asarray([0.5, 2.0]),
-        epochs=4, batch_size=8, validation_split=0.25, progress=False,
+    step = training.make_train_step(LOSS_FN, optim.sgd, learning_rate=1.0)
+    states = training.init_ensemble(keys, init_fn=MODEL.init, train_step=step)
+    final, info = training.fit_ensemble(
+        states, images, labels, train_step=step, learning_rates=jnp.asarray([0.5, 2.0]),
+        num_epochs=4, batch_size=8, validation_split=0.25, progress=False,
     )
-    h = result.history
+    h = info.history
     assert h["train_loss"].shape == (4, 2) and h["val_accuracy"].shape == (4, 2) and h["epoch_time"].shape == (4,)
-    assert result.stop_reason == "epochs"
-    np.testing.assert_array_equal(result.best_epoch, np.argmin(h["val_loss"], axis=0) + 1)
+    assert info.stop_reason == "epochs" and info.loss_history.shape == (4, 2)
+    np.testing.assert_array_equal(info.num_steps, [4 * (60 // 8)] * 2)
+    np.testing.assert_array_equal(np.asarray(final.step), info.num_steps)
+    np.testing.assert_array_equal(info.best_epoch, np.argmin(h["val_loss"], axis=0) + 1)
     for i in range(2):
-        best = jax.tree_util.tree_map(lambda leaf: leaf[i], result.best_params)
+        best = jax.tree_util.tree_map(lambda leaf: leaf[i], info.best_params)
         want_loss, _ = _np_loss_and_accuracy(best, images[60:], labels[60:])
-        np.testing.assert_allclose(h["val_loss"][result.best_epoch[i] - 1, i], want_loss, rtol=1e-5)
+        np.testing.assert_allclose(h["val_loss"][info.best_epoch[i] - 1, i], want_loss, rtol=1e-5)
     assert not states.params[0][0].is_deleted()
 
 
 def test_fit_ensemble_reports_the_model_that_diverged_and_trains_the_others():
     images, labels, loss_fn, bad_step, last_w = _exploding_setup(n=8)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    states = training.init_ensemble(lambda k: {"w": jnp.ones((), jnp.float32)}, optim.sgd, keys)
+    step = training.make_train_step(loss_fn, optim.sgd, learning_rate=0.01)
+    states = training.init_ensemble(keys, init_fn=lambda k: {"w": jnp.ones((), jnp.float32)}, train_step=step)
     epoch, step_in_epoch = bad_step // 8 + 1, bad_step % 8 + 1
     with pytest.warns(RuntimeWarning, match=rf"model 1: non-finite loss at epoch {epoch}, step {step_in_epoch}"):
-        result = training.fit_ensemble(
-            states, images, labels, loss_fn=loss_fn, optimizer=optim.sgd, learning_rates=jnp.asarray([0.01, 100.0]),
-            epochs=epoch + 1, batch_size=1, progress=False,
+        final, info = training.fit_ensemble(
+            states, images, labels, train_step=step, learning_rates=jnp.asarray([0.01, 100.0]),
+            num_epochs=epoch + 1, batch_size=1, progress=False,
         )
-    w = np.asarray(result.state.params["w"])
+    w = np.asarray(final.params["w"])
     np.testing.assert_allclose(w[0], 0.98 ** (8 * (epoch + 1)), rtol=1e-4)  # w <- w (1 - 2·0.01) each step
     np.testing.assert_allclose(w[1], float(last_w), rtol=1e-6)
-    assert "model 0" not in result.stop_reason
+    assert "model 0" not in info.stop_reason
+    np.testing.assert_array_equal(info.num_steps, [8 * (epoch + 1), bad_step])
 
 
 # ----------------------------------------------------------------------------- torch replay
@@ -416,12 +536,10 @@ def test_training_steps_replayed_in_torch():
     images = rng.integers(0, 256, size=(3, 10, 28, 28)).astype(np.uint8)
     labels = rng.integers(0, 10, size=(3, 10)).astype(np.int64)
     params = _params((784, 16, 16, 10), jnp.float64, seed=1)
-    loss_fn = training.make_classifier_loss(
-        partial(mlp.apply, activation="sigmoid", output="sigmoid"), num_classes=10, loss="sum_of_squares"
-    )
-    opt = optim.sgd(learning_rate=0.5, momentum=0.9)
-    state = training.TrainState.create(params, opt, key=jax.random.PRNGKey(0))
-    step = training.make_train_step(loss_fn, opt)
+    model = mlp.make((784, 16, 16, 10), activation="sigmoid", output="sigmoid", dtype=jnp.float64)
+    loss_fn = training.make_classifier_loss(model, num_classes=10, loss="sum_of_squares")
+    step = training.make_train_step(loss_fn, optim.sgd(learning_rate=0.5, momentum=0.9))
+    state = step.init(params, key=jax.random.PRNGKey(0))
     ours = []
     for i in range(3):
         state, m = step(state, (jnp.asarray(images[i]), jnp.asarray(labels[i])))

@@ -108,7 +108,7 @@ def init(key: jax.Array, sizes: Sequence[int], *, scheme: str = "glorot", dtype:
         normal:  W ~ N(0, 1),   b ~ N(0, 1)   (Nielsen's network.py, the notes' "random weights and biases")
 
     Args:
-      key: PRNG key.
+      key: PRNG key (``jax.random.key(0)``; an int is refused with a message saying so).
       sizes: layer widths ``(n_0, n_1, ..., n_L)``, e.g. ``(784, 16, 16, 10)``; at least two, each >= 1.
       scheme: "glorot", "he" or "normal".
       dtype: float dtype of the params (float32 by default; float64 needs ``jax_enable_x64``).
@@ -116,6 +116,7 @@ def init(key: jax.Array, sizes: Sequence[int], *, scheme: str = "glorot", dtype:
     Returns:
       list of L pairs ``(W, b)``: ``W`` is ``(n_{l-1}, n_l)``, ``b`` is ``(n_l,)``, both ``dtype``.
     """
+    V.check_key(key)
     sizes = tuple(sizes)
     if len(sizes) < 2:
         raise ValueError(f"sizes must list at least two layer widths (input and output), got sizes={sizes!r}")
@@ -187,24 +188,6 @@ def _output_fn(output: str):
 
 
 @partial(jax.jit, static_argnames=("activation", "output", "precision", "compute_dtype"))
-def _apply(params, x, *, activation, output, precision, compute_dtype):
-    sigma = _activations.get(activation)[0]
-    out_fn = _output_fn(output)
-    dtype = params[0][0].dtype
-    a = jnp.asarray(x, dtype) if not jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else jnp.asarray(x)
-    last = len(params) - 1
-    for l, (w, b) in enumerate(params):
-        if compute_dtype is not None:
-            # Low-precision inputs, accumulation and everything else in the params' dtype.
-            z = jnp.matmul(
-                a.astype(compute_dtype), w.astype(compute_dtype), precision=precision, preferred_element_type=dtype
-            ) + b
-        else:
-            z = jnp.matmul(a, w, precision=precision) + b
-        a = out_fn(z) if l == last else sigma(z)
-    return a
-
-
 def apply(
     params: Params,
     x: jax.Array,
@@ -218,13 +201,15 @@ def apply(
 
         a_0 = x,   a_l = σ(a_{l-1} W_l + b_l) for hidden layers,   a_L = σ_out(a_{L-1} W_L + b_L)
 
-    σ ↔ ``activation``, σ_out ↔ ``output``, (W_l, b_l) ↔ ``params[l-1]``.
+    σ ↔ ``activation``, σ_out ↔ ``output``, (W_l, b_l) ↔ ``params[l-1]``. Jitted; the options are static and
+    checked while tracing (so bad shapes or names raise before any compiled work, under an outer jit too).
+    Prefer ``make(sizes, activation=..., output=...)``, whose ``model.apply(params, x)`` carries the options.
 
     Args:
       params: list of ``(W (fan_in, fan_out), b (fan_out,))`` from ``init``.
       x: ``(..., n_0)`` float array (one example or a batch); integer inputs are cast to the params' dtype
         (scale them first, e.g. ``x / 255``).
-      activation: hidden-layer activation: "sigmoid", "relu", "leaky_relu", "tanh" or "identity".
+      activation: hidden-layer activation, a name of ``jaxmath.activations.NAMES``.
       output: last-layer activation: "identity" (logits), "sigmoid" or "softmax".
       precision: passed to every ``jnp.matmul`` (None = JAX's default; "highest" for full float32 on TPU).
       compute_dtype: e.g. ``jnp.bfloat16``: the matmul inputs are cast to it, accumulation and the
@@ -237,9 +222,21 @@ def apply(
     _check_input(params, x)
     V.check_choice(activation, ACTIVATIONS, name="activation")
     V.check_choice(output, OUTPUTS, name="output")
-    if compute_dtype is not None:
-        compute_dtype = jnp.dtype(compute_dtype)
-    return _apply(params, x, activation=activation, output=output, precision=precision, compute_dtype=compute_dtype)
+    sigma = _activations.get(activation)[0]
+    out_fn = _output_fn(output)
+    dtype = params[0][0].dtype
+    a = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(dtype)
+    last = len(params) - 1
+    for l, (w, b) in enumerate(params):
+        if compute_dtype is not None:
+            # Low-precision inputs, accumulation and everything else in the params' dtype.
+            z = jnp.matmul(
+                a.astype(compute_dtype), w.astype(compute_dtype), precision=precision, preferred_element_type=dtype
+            ) + b
+        else:
+            z = jnp.matmul(a, w, precision=precision) + b
+        a = out_fn(z) if l == last else sigma(z)
+    return a
 
 
 def _loss_gradient(loss: str, predictions, targets):
@@ -249,35 +246,6 @@ def _loss_gradient(loss: str, predictions, targets):
 
 
 @partial(jax.jit, static_argnames=("activation", "output", "loss", "precision"))
-def _backprop(params, x, y, *, activation, output, loss, precision):
-    sigma, sigma_prime = _activations.get(activation)
-    out_fn = _output_fn(output)
-    last = len(params) - 1
-    # Forward pass, storing every a_{l-1} and z_l the backward pass needs.
-    inputs, zs = [], []
-    a = x
-    for l, (w, b) in enumerate(params):
-        inputs.append(a)
-        z = jnp.matmul(a, w, precision=precision) + b
-        zs.append(z)
-        a = out_fn(z) if l == last else sigma(z)
-    # Output delta δ_L = ∂C/∂z_L.
-    dC_da = _loss_gradient(loss, a, y)
-    z_out = zs[-1]
-    if output == "identity":
-        delta = dC_da
-    elif output == "sigmoid":
-        delta = dC_da * _activations.sigmoid_derivative(z_out)
-    else:  # softmax: δ_j = Σ_i ∂C/∂a_i ∂a_i/∂z_j, the Jacobian is symmetric
-        delta = jnp.einsum("ni,nij->nj", dC_da, _activations.softmax_jacobian(z_out), precision=precision)
-    grads = [None] * len(params)
-    for l in range(last, -1, -1):
-        grads[l] = (jnp.matmul(inputs[l].T, delta, precision=precision), jnp.sum(delta, axis=0))
-        if l > 0:
-            delta = jnp.matmul(delta, params[l][0].T, precision=precision) * sigma_prime(zs[l - 1])
-    return grads
-
-
 def backprop(
     params: Params,
     x: jax.Array,
@@ -298,6 +266,9 @@ def backprop(
     C ↔ ``loss`` with reduction "mean" (``jaxmath.losses``: mean over examples), σ ↔ ``activation``,
     σ_out ↔ ``output``. ∂C/∂a_L comes from ``jaxmath.losses.<loss>_gradient`` and σ' from
     ``jaxmath.activations.get(activation)``.
+
+    Jitted; the options are static and checked while tracing. Labels are not range-checked here (a value
+    check: host entry points such as ``training.fit`` do it).
 
     Args:
       params: list of ``(W (fan_in, fan_out), b (fan_out,))``.
@@ -324,12 +295,38 @@ def backprop(
     n_out = jnp.shape(params[-1][0])[1]
     if loss == "softmax_cross_entropy" and jnp.ndim(y) == 1:
         V.check_same_length(x, y, names=("x", "y"))
-        V.check_labels(y, n_out, name="y")
+        if not jnp.issubdtype(y.dtype, jnp.integer):
+            raise TypeError(f"y must be integer labels (n,) or one-hot targets (n, {n_out}), got y.dtype={y.dtype}")
     else:
         want = (jnp.shape(x)[0], n_out)
         if tuple(jnp.shape(y)) != want:
             raise ValueError(f"y must have shape {want} (examples, outputs), got y.shape={tuple(jnp.shape(y))}")
-    return _backprop(params, x, y, activation=activation, output=output, loss=loss, precision=precision)
+    sigma, sigma_prime = _activations.get(activation)
+    out_fn = _output_fn(output)
+    last = len(params) - 1
+    # Forward pass, storing every a_{l-1} and z_l the backward pass needs.
+    inputs, zs = [], []
+    a = x
+    for l, (w, b) in enumerate(params):
+        inputs.append(a)
+        z = jnp.matmul(a, w, precision=precision) + b
+        zs.append(z)
+        a = out_fn(z) if l == last else sigma(z)
+    # Output delta δ_L = ∂C/∂z_L.
+    dC_da = _loss_gradient(loss, a, y)
+    z_out = zs[-1]
+    if output == "identity":
+        delta = dC_da
+    elif output == "sigmoid":
+        delta = dC_da * _activations.sigmoid_derivative(z_out)
+    else:  # softmax: δ_j = Σ_i ∂C/∂a_i ∂a_i/∂z_j, the Jacobian is symmetric
+        delta = jnp.einsum("ni,nij->nj", dC_da, _activations.softmax_jacobian(z_out), precision=precision)
+    grads = [None] * len(params)
+    for l in range(last, -1, -1):
+        grads[l] = (jnp.matmul(inputs[l].T, delta, precision=precision), jnp.sum(delta, axis=0))
+        if l > 0:
+            delta = jnp.matmul(delta, params[l][0].T, precision=precision) * sigma_prime(zs[l - 1])
+    return grads
 
 
 def _make_from_config(**config) -> Model:

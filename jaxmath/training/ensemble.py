@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from typing import Any, Callable
@@ -11,182 +12,213 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmath import _validation as V
-from jaxmath.training.epoch import _check_epoch_args, epoch_core, evaluate_core
-from jaxmath.training.fit import FitResult, _prepare_data
+from jaxmath.training.epoch import _check_epoch_args, _check_label_values, _check_train_step, _epoch_core, _evaluate_core
+from jaxmath.training.fit import BAR_FORMAT, FitInfo, _prepare_data, progress_postfix
 from jaxmath.training.state import TrainState
-from jaxmath.training.step import make_train_step
+from jaxmath.training.step import DONATED_MESSAGE, TrainStep, _pure_step, check_not_donated, is_donated
 
 
-def init_ensemble(init_params: Callable, optimizer: Any, keys: jax.Array) -> TrainState:
-    """K training states stacked on a leading axis, one per PRNG key.
+def init_ensemble(keys: jax.Array, *, init_fn: Callable, train_step: TrainStep) -> TrainState:
+    """K training states stacked on a leading axis, one per PRNG key, for ``train_step``'s optimizer.
 
-    Each key k is split into (k_init, k_shuffle): params_k = ``init_params(k_init)``, shuffling from k_shuffle.
+    Each key k is split into (k_init, k_shuffle): params_k = ``init_fn(k_init)``, shuffling from k_shuffle,
+    opt_state_k = ``train_step.optimizer.init(params_k)``.
 
     Args:
-      init_params: ``key -> params``, e.g. ``lambda k: mlp.init(k, (784, 16, 16, 10))``.
-      optimizer: an ``Optimizer`` (its ``init`` must not depend on the learning rate, true of every
-        ``jaxmath.optim`` optimizer), or a factory ``learning_rate -> Optimizer`` (called with 1.0 here).
       keys: K keys from ``jax.random.split(key, K)``: ``(K,)`` typed keys or ``(K, 2)`` uint32 raw keys.
+      init_fn: ``key -> params``, e.g. ``model.init`` of ``mlp.make((784, 16, 16, 10))``.
+      train_step: the ``make_train_step(...)`` the ensemble will train with.
 
     Returns:
       ``TrainState`` whose leaves all have a leading axis of size K.
     """
+    _check_train_step(train_step)
+    V.check_key(keys, name="keys")
     typed = jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
     V.check_ndim(keys, 1 if typed else 2, name="keys")
-    opt = optimizer if hasattr(optimizer, "init") else optimizer(learning_rate=1.0)
 
     def one(key):
         k_init, k_shuffle = jax.random.split(key)
-        return TrainState.create(init_params(k_init), opt, key=k_shuffle)
+        return TrainState.create(init_fn(k_init), train_step.optimizer, key=k_shuffle)
 
     return jax.jit(jax.vmap(one))(keys)
 
 
-def _ensemble_epoch(loss_fn, optimizer, batch_size, states, images, labels, learning_rates):
+def _ensemble_epoch(train_step, batch_size, states, x, labels, learning_rates):
     def member(state, lr):
-        opt = optimizer if lr is None else optimizer(learning_rate=lr)
-        return epoch_core(make_train_step(loss_fn, opt, jit=False), batch_size, state, images, labels)
+        step = train_step.pure if lr is None else _pure_step(train_step.loss_fn, train_step.optimizer_fn(learning_rate=lr))
+        return _epoch_core(step, batch_size, state, x, labels)
 
     if learning_rates is None:
         return jax.vmap(lambda s: member(s, None))(states)
     return jax.vmap(member)(states, learning_rates)
 
 
-_ensemble_epoch_jit = jax.jit(_ensemble_epoch, static_argnums=(0, 1, 2), donate_argnums=(3,))
+_ensemble_epoch_jit = jax.jit(_ensemble_epoch, static_argnums=(0, 1), donate_argnums=(2,))
 
 
-def run_ensemble_epoch(
-    states: TrainState,
-    images: jax.Array,
-    labels: jax.Array,
-    *,
-    loss_fn: Callable,
-    optimizer: Any,
-    batch_size: int,
-    learning_rates: jax.Array | None = None,
-) -> tuple[TrainState, dict]:
-    """One epoch of ``run_epoch`` for K models at once (``vmap`` of the scanned epoch, one compile).
-
-    Every model shuffles the shared data with its own key; with ``learning_rates`` model k trains with
-    ``optimizer(learning_rate=learning_rates[k])``.
-
-    Args:
-      states: stacked ``TrainState`` from ``init_ensemble`` (consumed: use the returned one).
-      images: ``(n, ...)`` shared training images (uint8 on the device).
-      labels: ``(n,)`` integer labels.
-      loss_fn: as for ``make_train_step``.
-      optimizer: an ``Optimizer`` (same for all K), or with ``learning_rates`` a factory
-        ``learning_rate -> Optimizer`` such as ``jaxmath.optim.sgd``.
-      batch_size: examples per step.
-      learning_rates: ``(K,)`` float array, or None.
-
-    Returns:
-      ``(states, metrics)``: metrics as in ``run_epoch`` with a leading K axis ("loss": ``(K, num_batches)``,
-      "first_nonfinite_step": ``(K,)``).
-    """
-    _check_epoch_args(images, labels, batch_size)
-    k = jax.tree_util.tree_leaves(states.step)[0].shape
+def _check_ensemble(states, train_step, learning_rates):
+    _check_train_step(train_step)
+    check_not_donated(states, name="states")
+    k = jnp.shape(states.step) if isinstance(states, TrainState) else ()
     if len(k) != 1:
         raise ValueError(f"states must be stacked along a leading axis (init_ensemble), got states.step.shape={k}")
+    train_step.check_state(states, stacked=True)
     if learning_rates is not None:
         if jnp.shape(learning_rates) != k:
             raise ValueError(
                 f"learning_rates must have shape {k} (one per model), got learning_rates.shape={jnp.shape(learning_rates)}"
             )
-        if hasattr(optimizer, "init"):
-            raise TypeError("with learning_rates, optimizer must be a factory learning_rate -> Optimizer (e.g. optim.sgd)")
+        if train_step.optimizer_fn is None:
+            raise TypeError(
+                "learning_rates needs a train step made from an optimizer factory, e.g. "
+                "make_train_step(loss_fn, optim.sgd, learning_rate=0.1)"
+            )
         V.check_finite(learning_rates, name="learning_rates")
-    return _ensemble_epoch_jit(loss_fn, optimizer, batch_size, states, images, labels, learning_rates)
+
+
+def _run_ensemble_epoch(states, x, labels, *, train_step, batch_size, learning_rates):
+    try:
+        return _ensemble_epoch_jit(train_step, batch_size, states, x, labels, learning_rates)
+    except (RuntimeError, ValueError) as err:
+        if is_donated(states):
+            raise ValueError(DONATED_MESSAGE) from err
+        raise
+
+
+def run_ensemble_epoch(
+    states: TrainState,
+    x: jax.Array,
+    labels: jax.Array,
+    *,
+    train_step: TrainStep,
+    batch_size: int,
+    learning_rates: jax.Array | None = None,
+) -> tuple[TrainState, dict]:
+    """One epoch of ``run_epoch`` for K models at once (``vmap`` of the scanned epoch, one compile).
+
+    Every model shuffles the shared data with its own key. With ``learning_rates`` model k trains with
+    ``train_step.optimizer_fn(learning_rate=learning_rates[k])``, so the step must come from an optimizer
+    factory: ``make_train_step(loss_fn, optim.sgd, learning_rate=...)`` (any ``lambda learning_rate: ...``
+    returning an ``Optimizer`` works, e.g. ``lambda learning_rate: optim.sgd(learning_rate=learning_rate,
+    momentum=0.9)``). The states' optimizer state must not depend on the learning rate (true of every
+    ``jaxmath.optim`` optimizer).
+
+    Args:
+      states: stacked ``TrainState`` from ``init_ensemble`` (consumed: use the returned one).
+      x: ``(n, ...)`` shared training inputs (uint8 on the device).
+      labels: ``(n,)`` integer labels, checked against ``train_step.loss_fn.num_classes`` when it has one.
+      train_step: ``make_train_step(...)``, the same for all K members.
+      batch_size: examples per step.
+      learning_rates: ``(K,)`` float array, or None (every member uses ``train_step.optimizer``).
+
+    Returns:
+      ``(states, metrics)``: metrics as in ``run_epoch`` with a leading K axis ("loss": ``(K, num_batches)``,
+      "first_nonfinite_step": ``(K,)``).
+    """
+    _check_epoch_args(x, labels, batch_size)
+    _check_ensemble(states, train_step, learning_rates)
+    V.check_ndim(labels, 1, name="labels")
+    _check_label_values(labels, getattr(train_step.loss_fn, "num_classes", None))
+    return _run_ensemble_epoch(states, x, labels, train_step=train_step, batch_size=batch_size,
+                               learning_rates=learning_rates)
 
 
 _evaluate_ensemble = jax.jit(
-    lambda loss_fn, batch_size, params, images, labels: jax.vmap(
-        lambda p: evaluate_core(loss_fn, batch_size, p, images, labels)
+    lambda loss_fn, batch_size, params, x, labels: jax.vmap(
+        lambda p: _evaluate_core(loss_fn, batch_size, p, x, labels)
     )(params),
     static_argnums=(0, 1),
 )
 
 
-def evaluate_ensemble(params: Any, images: jax.Array, labels: jax.Array, *, loss_fn: Callable, batch_size: int = 1000) -> dict:
+def evaluate_ensemble(params: Any, x: jax.Array, labels: jax.Array, *, loss_fn: Callable, batch_size: int = 1000) -> dict:
     """``evaluate`` for K stacked params at once.
 
     Args:
       params: params with a leading K axis on every leaf (``states.params``).
-      images, labels, loss_fn, batch_size: as for ``evaluate``.
+      x, labels, loss_fn, batch_size: as for ``evaluate`` (labels checked the same way).
 
     Returns:
       dict of ``(K,)`` arrays: "loss" and every metric of ``loss_fn``.
     """
-    V.check_same_length(images, labels, names=("images", "labels"))
+    V.check_same_length(x, labels, names=("x", "labels"))
     V.check_integer(batch_size, name="batch_size", minimum=1)
-    return _evaluate_ensemble(loss_fn, batch_size, params, images, labels)
+    _check_label_values(labels, getattr(loss_fn, "num_classes", None))
+    return _evaluate_ensemble(loss_fn, batch_size, params, x, labels)
 
 
 def fit_ensemble(
     states: TrainState,
-    images: Any,
+    x: Any,
     labels: Any,
     *,
-    loss_fn: Callable,
-    optimizer: Any,
-    epochs: int,
+    train_step: TrainStep,
+    num_epochs: int,
     batch_size: int,
     learning_rates: jax.Array | None = None,
-    num_classes: int | None = None,
     validation_data: tuple[Any, Any] | None = None,
     validation_split: float = 0.0,
     eval_batch_size: int = 1000,
     progress: bool = True,
-):
+) -> tuple[TrainState, FitInfo]:
     """``fit`` for K models at once: one compiled, vmapped epoch per host iteration, best params per model.
 
     Every model keeps its own best params (lowest validation loss, else training loss). A model whose loss
     turns non-finite keeps its last finite state (its rejected steps change nothing) and is named in
-    ``stop_reason`` with the epoch and step; the others train on. No early stopping: all K run ``epochs``.
+    ``stop_reason`` with the epoch and step; the others train on. No early stopping: all K run ``num_epochs``.
 
     Args:
       states: stacked ``TrainState`` from ``init_ensemble`` (not consumed).
-      images, labels: the shared training data, checked as in ``fit``.
-      loss_fn, optimizer, batch_size, learning_rates: as for ``run_ensemble_epoch``.
-      epochs: number of epochs (>= 1).
-      num_classes: labels must lie in [0, num_classes); defaults to ``loss_fn.num_classes``.
+      x, labels: the shared training data, checked as in ``fit``.
+      train_step, batch_size, learning_rates: as for ``run_ensemble_epoch``.
+      num_epochs: number of epochs (>= 1).
       validation_data, validation_split, eval_batch_size, progress: as for ``fit``.
 
     Returns:
-      ``FitResult``: ``state`` and ``best_params`` stacked (leading K axis), ``history`` of ``(epochs, K)``
-      arrays ("train_loss", "train_<metric>", "val_loss", "val_<metric>") plus "epoch_time" ``(epochs,)``,
-      ``best_epoch`` a ``(K,)`` int array (1-based), ``stop_reason`` "epochs" or the non-finite report.
+      ``(states, info)``: the stacked final states and a ``FitInfo`` whose per-model fields carry a K axis:
+      ``best_params`` stacked, ``history`` of ``(num_epochs, K)`` arrays ("train_loss", "train_<metric>",
+      "val_loss", "val_<metric>") plus "epoch_time" ``(num_epochs,)``, ``loss_history`` ``(num_epochs, K)``,
+      ``best_epoch`` and ``num_steps`` ``(K,)`` int arrays, ``converged`` False (no early stopping),
+      ``stop_reason`` "epochs" or the non-finite report, ``samples_per_second`` summed over the K models.
     """
-    V.check_integer(epochs, name="epochs", minimum=1)
+    V.check_integer(num_epochs, name="num_epochs", minimum=1)
     V.check_integer(batch_size, name="batch_size", minimum=1)
-    images, labels, validation_data = _prepare_data(
-        images, labels, loss_fn=loss_fn, num_classes=num_classes,
-        validation_data=validation_data, validation_split=validation_split,
+    V.check_integer(eval_batch_size, name="eval_batch_size", minimum=1)
+    _check_ensemble(states, train_step, learning_rates)
+    loss_fn = train_step.loss_fn
+    x, labels, validation_data = _prepare_data(
+        x, labels, loss_fn=loss_fn, validation_data=validation_data, validation_split=validation_split,
     )
+    _check_epoch_args(x, labels, batch_size)
+    num_batches = np.shape(x)[0] // batch_size
     states = jax.tree_util.tree_map(jnp.copy, states)
     best_params = jax.tree_util.tree_map(jnp.copy, states.params)
     k = states.step.shape[0]
     best_loss = np.full((k,), np.inf)
     best_epoch = np.zeros((k,), int)
+    steps_run = np.zeros((k,), int)
+    train_seconds = 0.0
     failures: dict[int, str] = {}
     history: dict[str, list] = {}
 
     bar = None
-    epoch_iter = range(1, epochs + 1)
+    epoch_iter = range(1, num_epochs + 1)
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(epoch_iter, desc=f"fit x{k}", unit="epoch", total=epochs)
+        bar = tqdm(epoch_iter, desc=f"fit x{k}", unit="epoch", total=num_epochs, bar_format=BAR_FORMAT)
         epoch_iter = bar
     try:
         for epoch in epoch_iter:
             start = time.perf_counter()
-            states, metrics = run_ensemble_epoch(
-                states, images, labels, loss_fn=loss_fn, optimizer=optimizer, batch_size=batch_size,
-                learning_rates=learning_rates,
+            states, metrics = _run_ensemble_epoch(
+                states, x, labels, train_step=train_step, batch_size=batch_size, learning_rates=learning_rates,
             )
             metrics = jax.device_get(metrics)
+            train_seconds += time.perf_counter() - start
             bad = np.asarray(metrics.pop("first_nonfinite_step"))
+            steps_run += np.where(bad < 0, num_batches, bad)
             record = {}
             for name, per_step in metrics.items():
                 per_step = np.asarray(per_step, np.float64)
@@ -196,9 +228,7 @@ def fit_ensemble(
                 sums = np.where(good, per_step, 0.0).sum(axis=1)
                 record[f"train_{name}"] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
             if validation_data is not None:
-                val = jax.device_get(
-                    evaluate_ensemble(states.params, *validation_data, loss_fn=loss_fn, batch_size=eval_batch_size)
-                )
+                val = jax.device_get(_evaluate_ensemble(loss_fn, eval_batch_size, states.params, *validation_data))
                 record.update({f"val_{name}": np.asarray(v, np.float64) for name, v in val.items()})
             for i in np.flatnonzero(bad >= 0):
                 failures.setdefault(int(i), f"model {int(i)}: non-finite loss at epoch {epoch}, step {int(bad[i]) + 1}")
@@ -216,7 +246,7 @@ def fit_ensemble(
                 history.setdefault(name, []).append(v)
             history.setdefault("epoch_time", []).append(time.perf_counter() - start)
             if bar is not None:
-                bar.set_postfix({n: f"{np.nanmean(v):.4f}" for n, v in record.items()})
+                bar.set_postfix_str(progress_postfix(record), refresh=False)
     finally:
         if bar is not None:
             bar.close()
@@ -225,4 +255,16 @@ def fit_ensemble(
     if failures:
         stop_reason = "; ".join(failures[i] for i in sorted(failures)) + " (those models kept their last finite params)"
         warnings.warn(f"fit_ensemble: {stop_reason}", RuntimeWarning, stacklevel=2)
-    return FitResult(states, best_params, {n: np.asarray(v) for n, v in history.items()}, best_epoch, stop_reason)
+    history_arrays = {n: np.asarray(v) for n, v in history.items()}
+    info = FitInfo(
+        converged=False,
+        num_steps=steps_run,
+        num_epochs=num_epochs,
+        loss_history=history_arrays["train_loss"],
+        history=history_arrays,
+        best_params=best_params,
+        best_epoch=best_epoch,
+        stop_reason=stop_reason,
+        samples_per_second=float(steps_run.sum() * batch_size / train_seconds) if train_seconds > 0 else math.nan,
+    )
+    return states, info

@@ -10,27 +10,39 @@ from jax import lax
 
 from jaxmath import _validation as V
 from jaxmath.training.state import TrainState
-from jaxmath.training.step import with_metrics
+from jaxmath.training.step import DONATED_MESSAGE, TrainStep, check_not_donated, is_donated, with_metrics
 
 
-def check_dataset(images: Any, labels: Any, *, num_classes: int | None = None, name: str = "images") -> None:
-    """Host-side checks before any training: same length, integer labels in [0, num_classes), finite pixels.
+def check_dataset(x: Any, labels: Any, *, num_classes: int | None = None, name: str = "x") -> None:
+    """Host-side checks before training: same length, integer labels in [0, num_classes), finite inputs.
+
+    The dtype is looked at before the data: integer inputs (uint8 MNIST) are never read, float inputs and the
+    label range are one reduction each on the device, with one bool or one (min, max) pair brought back.
 
     Args:
-      images: ``(n, ...)`` array (uint8 or float).
+      x: ``(n, ...)`` array (uint8 or float).
       labels: ``(n,)`` integer array.
       num_classes: when given, every label must lie in [0, num_classes).
-      name: what to call the images in messages (``labels`` is called ``labels``).
+      name: what to call ``x`` in messages (``labels`` is called ``labels``).
     """
+    _check_shapes(x, labels, name=name)
+    _check_label_values(labels, num_classes)
+    V.check_finite(x, name=name)
+
+
+def _check_shapes(x, labels, *, name="x"):
     V.check_ndim(labels, 1, name="labels")
-    if jnp.ndim(images) < 2:
-        raise ValueError(f"{name} must have a leading example axis and features, got {name}.shape={jnp.shape(images)}")
-    V.check_same_length(images, labels, names=(name, "labels"))
-    if not jnp.issubdtype(jnp.result_type(labels), jnp.integer):
-        raise TypeError(f"labels must be integers (class indices), got labels.dtype={jnp.result_type(labels)}")
+    if jnp.ndim(x) < 2:
+        raise ValueError(f"{name} must have a leading example axis and features, got {name}.shape={jnp.shape(x)}")
+    V.check_same_length(x, labels, names=(name, "labels"))
+
+
+def _check_label_values(labels, num_classes):
+    dtype = labels.dtype if hasattr(labels, "dtype") else jnp.result_type(labels)
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"labels must be integers (class indices), got labels.dtype={dtype}")
     if num_classes is not None:
         V.check_labels(labels, num_classes, name="labels")
-    V.check_finite(images, name=name)
 
 
 def _tree_all_finite(tree) -> jax.Array:
@@ -43,13 +55,14 @@ def _tree_all_finite(tree) -> jax.Array:
     return ok
 
 
-def epoch_core(train_step: Callable, batch_size: int, state: TrainState, images, labels):
+def _epoch_core(train_step: Callable, batch_size: int, state: TrainState, x, labels):
     """The pure epoch (no jit, no checks): shuffle with ``state.key``, scan ``train_step`` over the batches.
 
     A step whose loss or new params are not finite is rejected: the carry keeps the last good state,
     the remaining steps change nothing, and ``first_nonfinite_step`` records where it happened.
     """
-    n = images.shape[0]
+    step_fn = train_step.pure if isinstance(train_step, TrainStep) else train_step
+    n = x.shape[0]
     num_batches = n // batch_size
     key, shuffle_key = jax.random.split(state.key)
     # A shuffle by sorting 32 random bits per example: one random draw and one sort (jax.random.permutation
@@ -57,16 +70,16 @@ def epoch_core(train_step: Callable, batch_size: int, state: TrainState, images,
     order = jnp.argsort(jax.random.bits(shuffle_key, (n,)))[: num_batches * batch_size].reshape(num_batches, batch_size)
     state = state._replace(key=key)
     # Gather whole rows of a flat (n, d) view, then restore the example shape: XLA's CPU gather of
-    # contiguous rows costs about half as much as gathering (28, 28) slices (~50 us of a ~240 us
-    # 784-16-16-10 step at batch 128); both reshapes are free.
-    rows = images.reshape(n, -1)
-    example_shape = images.shape[1:]
+    # contiguous rows is much cheaper than gathering (28, 28) slices (figures in benchmarks/RESULTS.md);
+    # both reshapes are free.
+    rows = x.reshape(n, -1)
+    example_shape = x.shape[1:]
 
     def body(carry, xs):
         current, first_bad = carry
         i, idx = xs
-        batch_images = rows[idx].reshape((idx.shape[0],) + example_shape)
-        candidate, metrics = train_step(current, (batch_images, labels[idx]))
+        batch_x = rows[idx].reshape((idx.shape[0],) + example_shape)
+        candidate, metrics = step_fn(current, (batch_x, labels[idx]))
         ok = (first_bad < 0) & jnp.isfinite(metrics["loss"]) & _tree_all_finite(candidate.params)
         current = jax.tree_util.tree_map(lambda new, old: lax.select(ok, new, old), candidate, current)
         first_bad = jnp.where((first_bad < 0) & ~ok, i, first_bad)
@@ -79,24 +92,42 @@ def epoch_core(train_step: Callable, batch_size: int, state: TrainState, images,
     return state, metrics
 
 
-_run_epoch_donating = jax.jit(epoch_core, static_argnums=(0, 1), donate_argnums=(2,))
-_run_epoch_copying = jax.jit(epoch_core, static_argnums=(0, 1))
+_run_epoch_donating = jax.jit(_epoch_core, static_argnums=(0, 1), donate_argnums=(2,))
+_run_epoch_copying = jax.jit(_epoch_core, static_argnums=(0, 1))
 
 
-def _check_epoch_args(images, labels, batch_size):
-    V.check_same_length(images, labels, names=("images", "labels"))
+def _check_epoch_args(x, labels, batch_size):
+    V.check_same_length(x, labels, names=("x", "labels"))
     V.check_integer(batch_size, name="batch_size", minimum=1)
-    n = jnp.shape(images)[0]
+    n = jnp.shape(x)[0]
     if batch_size > n:
         raise ValueError(f"batch_size must be <= the number of examples {n}, got batch_size={batch_size}")
 
 
+def _check_train_step(train_step):
+    if not isinstance(train_step, TrainStep):
+        raise TypeError(
+            f"train_step must be a TrainStep from jaxmath.training.make_train_step(loss_fn, optimizer), got {train_step!r}"
+        )
+
+
+def _epoch(state, x, labels, *, train_step, batch_size, donate):
+    """``run_epoch`` without its checks (``fit`` checks once, then calls this every epoch)."""
+    run = _run_epoch_donating if donate else _run_epoch_copying
+    try:
+        return run(train_step, batch_size, state, x, labels)
+    except (RuntimeError, ValueError) as err:
+        if is_donated(state):
+            raise ValueError(DONATED_MESSAGE) from err
+        raise
+
+
 def run_epoch(
     state: TrainState,
-    images: jax.Array,
+    x: jax.Array,
     labels: jax.Array,
     *,
-    train_step: Callable,
+    train_step: TrainStep,
     batch_size: int,
     donate: bool = True,
 ) -> tuple[TrainState, dict]:
@@ -104,19 +135,23 @@ def run_epoch(
 
     The batches are a fresh permutation of the n examples drawn on the device from ``state.key``
     (``key, k = split(state.key)``, order = stable argsort of ``jax.random.bits(k, (n,))``; the key moves
-    on, so every epoch shuffles differently). The last
-    ``n mod batch_size`` examples of each permutation are skipped. ``images`` stay in their dtype
-    (uint8) on the device; the loss function scales them inside the step. Metrics are the scan's outputs:
-    nothing goes back to the host between steps.
+    on, so every epoch shuffles differently). The last ``n mod batch_size`` examples of each permutation are
+    skipped. ``x`` stays in its dtype (uint8) on the device; the loss function scales it inside the step.
+    Metrics are the scan's outputs: nothing goes back to the host between steps.
 
     Nothing is lost: a step with a non-finite loss (or non-finite new params) is not applied, the
     returned state is the last finite one, and ``metrics["first_nonfinite_step"]`` says which step failed.
 
+    Checked before anything runs: ``state.opt_state`` was made by ``train_step.optimizer`` (structure,
+    shapes, dtypes), ``state`` was not consumed by an earlier donating call, ``labels`` are integers and, when
+    ``train_step.loss_fn`` has ``num_classes``, lie in [0, num_classes) (one min/max reduction on the device).
+
     Args:
-      state: ``TrainState`` (consumed when ``donate``: use the returned one).
-      images: ``(n, ...)`` array, ideally already on the device (``jax.device_put``) as uint8.
+      state: ``TrainState`` from ``train_step.init(params, key=key)`` (consumed when ``donate``: use the
+        returned one).
+      x: ``(n, ...)`` inputs, ideally already on the device (``jax.device_put``), uint8 images as they are.
       labels: ``(n,)`` integer array.
-      train_step: ``make_train_step(loss_fn, optimizer)`` (jitted or not; it is traced into the scan).
+      train_step: ``make_train_step(loss_fn, optimizer)``; its pure step is traced into the scan.
       batch_size: examples per step, 1 <= batch_size <= n.
       donate: donate ``state``'s buffers to the result.
 
@@ -125,15 +160,19 @@ def run_epoch(
       "accuracy") to a ``(num_batches,)`` array of per-step values, and "first_nonfinite_step" to an int32
       scalar: -1 when every step was finite, else the 0-based index of the first rejected step.
     """
-    _check_epoch_args(images, labels, batch_size)
-    run = _run_epoch_donating if donate else _run_epoch_copying
-    return run(train_step, batch_size, state, images, labels)
+    _check_train_step(train_step)
+    _check_epoch_args(x, labels, batch_size)
+    V.check_ndim(labels, 1, name="labels")
+    check_not_donated(state)
+    train_step.check_state(state)
+    _check_label_values(labels, getattr(train_step.loss_fn, "num_classes", None))
+    return _epoch(state, x, labels, train_step=train_step, batch_size=batch_size, donate=donate)
 
 
-def evaluate_core(loss_fn: Callable, batch_size: int, params, images, labels) -> dict:
+def _evaluate_core(loss_fn: Callable, batch_size: int, params, x, labels) -> dict:
     """Pure evaluation: full batches through ``lax.map``, the remainder as one smaller batch; exact means."""
     metric_fn = with_metrics(loss_fn)
-    n = images.shape[0]
+    n = x.shape[0]
     batch_size = min(batch_size, n)
     num_full = n // batch_size
     cut = num_full * batch_size
@@ -142,37 +181,41 @@ def evaluate_core(loss_fn: Callable, batch_size: int, params, images, labels) ->
         loss, metrics = metric_fn(params, batch)
         return {"loss": loss, **metrics}
 
-    xs = images[:cut].reshape((num_full, batch_size) + images.shape[1:])
+    xs = x[:cut].reshape((num_full, batch_size) + x.shape[1:])
     ys = labels[:cut].reshape((num_full, batch_size) + labels.shape[1:])
     full = lax.map(one, (xs, ys))
     totals = {k: jnp.sum(v, axis=0) * batch_size for k, v in full.items()}
     if cut < n:
-        rest = one((images[cut:], labels[cut:]))
+        rest = one((x[cut:], labels[cut:]))
         totals = {k: totals[k] + rest[k] * (n - cut) for k in totals}
     return {k: v / n for k, v in totals.items()}
 
 
-_evaluate = jax.jit(evaluate_core, static_argnums=(0, 1))
+_evaluate = jax.jit(_evaluate_core, static_argnums=(0, 1))
 
 
-def evaluate(params: Any, images: jax.Array, labels: jax.Array, *, loss_fn: Callable, batch_size: int = 1000) -> dict:
+def evaluate(params: Any, x: jax.Array, labels: jax.Array, *, loss_fn: Callable, batch_size: int = 1000) -> dict:
     """Mean loss and metrics of ``loss_fn`` over a whole data set, computed in batches on the device.
 
         C = (1/n) Σ_b n_b C_b        (C_b: the mean over batch b of n_b examples; likewise for accuracy)
 
+    ``labels`` must be integers and, when ``loss_fn`` has ``num_classes``, lie in [0, num_classes) (one
+    min/max reduction on the device).
+
     Args:
       params: the model's params.
-      images: ``(n, ...)`` array (uint8 or float).
+      x: ``(n, ...)`` array (uint8 or float).
       labels: ``(n,)`` integer array.
-      loss_fn: ``loss_fn(params, (images, labels)) -> loss`` or ``(loss, metrics)``, e.g. from
+      loss_fn: ``loss_fn(params, (x, labels)) -> loss`` or ``(loss, metrics)``, e.g. from
         ``make_classifier_loss``; it must return means over the batch.
       batch_size: examples per batch (memory bound; the result does not depend on it).
 
     Returns:
       dict of scalar arrays: "loss" and every metric of ``loss_fn`` (e.g. "accuracy").
     """
-    V.check_same_length(images, labels, names=("images", "labels"))
+    V.check_same_length(x, labels, names=("x", "labels"))
     V.check_integer(batch_size, name="batch_size", minimum=1)
-    if jnp.shape(images)[0] == 0:
-        raise ValueError(f"images must hold at least one example, got images.shape={jnp.shape(images)}")
-    return _evaluate(loss_fn, batch_size, params, images, labels)
+    if jnp.shape(x)[0] == 0:
+        raise ValueError(f"x must hold at least one example, got x.shape={jnp.shape(x)}")
+    _check_label_values(labels, getattr(loss_fn, "num_classes", None))
+    return _evaluate(loss_fn, batch_size, params, x, labels)

@@ -2,99 +2,119 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 import warnings
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxmath import _validation as V
-from jaxmath.training.epoch import check_dataset, evaluate, run_epoch
+from jaxmath.training.epoch import _check_train_step, _epoch, _evaluate, check_dataset
 from jaxmath.training.state import TrainState
-from jaxmath.training.step import make_train_step
+from jaxmath.training.step import TrainStep, check_not_donated
 
 
-@functools.lru_cache(maxsize=32)
-def _cached_step(loss_fn, optimizer):
-    # The same (loss_fn, optimizer) gives the same step function, so a second fit reuses the compiled epoch.
-    return make_train_step(loss_fn, optimizer, jit=False)
-
-
-class FitResult(NamedTuple):
-    """What ``fit`` returns.
+class FitInfo(NamedTuple):
+    """What ``fit`` reports beside the final state.
 
     Fields:
-      state: the ``TrainState`` after the last epoch run (the last finite one if training diverged).
+      converged: True when an early-stopping criterion (``patience`` or ``tolerance``) ended training.
+      num_steps: optimizer steps that ran and were kept in this call (a rejected non-finite step is not counted).
+      num_epochs: epochs run (the last one possibly cut short by a non-finite loss).
+      loss_history: ``(num_epochs_budget,)`` float64 NumPy array: the mean training loss of each epoch, NaN
+        after the last epoch run.
+      history: dict of ``(epochs_run,)`` NumPy arrays: "train_loss", "train_<metric>" (means over the epoch's
+        steps), "val_loss", "val_<metric>" (when validating), "epoch_time" (seconds).
       best_params: the params of the epoch with the lowest monitored loss (validation loss when there is
         validation data, else training loss).
-      history: dict of ``(epochs_run,)`` NumPy arrays: "train_loss", "train_<metric>" (means over the
-        epoch's steps), "val_loss", "val_<metric>" (when validating), "epoch_time" (seconds).
       best_epoch: 1-based epoch of ``best_params`` (0: none finished, ``best_params`` are the initial ones).
       stop_reason: "epochs", "patience", "tolerance" or a message about a non-finite loss.
+      samples_per_second: training examples per second over the steps that ran (validation not counted).
     """
 
-    state: TrainState
-    best_params: Any
+    converged: bool
+    num_steps: int
+    num_epochs: int
+    loss_history: np.ndarray
     history: dict
+    best_params: Any
     best_epoch: int
     stop_reason: str
+    samples_per_second: float
 
 
-def _split(images, labels, validation_split):
-    n = np.shape(images)[0]
+# Short names for the progress bar, so that the validation metrics stay visible in 80 columns.
+POSTFIX_NAMES = {"train_loss": "loss", "train_accuracy": "acc", "val_loss": "val_loss", "val_accuracy": "val_acc"}
+BAR_FORMAT = "{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}"  # tqdm puts ", " before the postfix
+
+
+def progress_postfix(record: dict) -> str:
+    """The progress bar's metrics: ``loss=0.0123 acc=0.988 val_loss=1.2e-5 val_acc=0.971`` (3 significant digits).
+
+    Args:
+      record: one epoch's means, keyed as in ``FitInfo.history`` ("train_loss", "val_accuracy", ...).
+    """
+    parts = []
+    for key, short in POSTFIX_NAMES.items():
+        if key in record:
+            value = float(np.nanmean(record[key]))
+            text = f"{value:.3g}".replace("e-0", "e-").replace("e+0", "e+") if "loss" in key else f"{value:.3f}"
+            parts.append(f"{short}={text}")
+    return " ".join(parts)
+
+
+def _split(x, labels, validation_split):
+    n = np.shape(x)[0]
     n_val = int(round(n * validation_split))
     if n_val < 1 or n_val >= n:
         raise ValueError(
             f"validation_split={validation_split!r} of {n} examples leaves {n - n_val} to train on and "
             f"{n_val} to validate: both must be >= 1"
         )
-    return (images[: n - n_val], labels[: n - n_val]), (images[n - n_val :], labels[n - n_val :])
+    return (x[: n - n_val], labels[: n - n_val]), (x[n - n_val :], labels[n - n_val :])
 
 
-def _prepare_data(images, labels, *, loss_fn, num_classes, validation_data, validation_split):
+def _prepare_data(x, labels, *, loss_fn, validation_data, validation_split):
     """Check the training (and validation) data on the host, split off the validation part, put both on the
     device once. Shared by ``fit`` and ``fit_ensemble``.
 
     Returns:
-      ``(images, labels, validation_data or None)``, all device arrays.
+      ``(x, labels, validation_data or None)``, all device arrays.
     """
     V.check_in_range(validation_split, name="validation_split", low=0.0, high=1.0)
     if validation_data is not None and validation_split:
         raise ValueError("give validation_data or validation_split, not both")
-    if num_classes is None:
-        num_classes = getattr(loss_fn, "num_classes", None)
-
-    check_dataset(images, labels, num_classes=num_classes, name="images")
+    num_classes = getattr(loss_fn, "num_classes", None)
+    # On the device first, in the data's own dtype (the step scales uint8 pixels itself): the value checks
+    # then reduce there and bring back one bool, and the epochs never copy the data again.
+    x, labels = jax.device_put(x), jax.device_put(labels)
+    check_dataset(x, labels, num_classes=num_classes, name="x")
     if validation_split:
-        (images, labels), validation_data = _split(images, labels, validation_split)
+        (x, labels), validation_data = _split(x, labels, validation_split)
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ValueError("validation_data must be a pair (images, labels)")
-        check_dataset(*validation_data, num_classes=num_classes, name="validation images")
-        if tuple(np.shape(validation_data[0])[1:]) != tuple(np.shape(images)[1:]):
+            raise ValueError("validation_data must be a pair (x, labels)")
+        validation_data = tuple(jax.device_put(a) for a in validation_data)
+        check_dataset(*validation_data, num_classes=num_classes, name="validation x")
+        if tuple(np.shape(validation_data[0])[1:]) != tuple(np.shape(x)[1:]):
             raise ValueError(
-                f"validation images must have the training images' shape per example {np.shape(images)[1:]}, "
+                f"validation x must have the training x's shape per example {np.shape(x)[1:]}, "
                 f"got {np.shape(validation_data[0])[1:]}"
             )
-        # Once on the device, in the data's own dtype; the step scales uint8 pixels itself.
-        validation_data = tuple(jax.device_put(a) for a in validation_data)
-    return jax.device_put(images), jax.device_put(labels), validation_data
+    return x, labels, validation_data
 
 
 def fit(
     state: TrainState,
-    images: Any,
+    x: Any,
     labels: Any,
     *,
-    loss_fn: Callable,
-    optimizer: Any,
-    epochs: int,
+    train_step: TrainStep,
+    num_epochs: int,
     batch_size: int,
-    num_classes: int | None = None,
     validation_data: tuple[Any, Any] | None = None,
     validation_split: float = 0.0,
     patience: int | None = None,
@@ -103,40 +123,42 @@ def fit(
     eval_batch_size: int = 1000,
     progress: bool = True,
     donate: bool = True,
-) -> FitResult:
-    """Train for up to ``epochs`` epochs of ``run_epoch``, validating after each, and keep the best params.
+) -> tuple[TrainState, FitInfo]:
+    """Train for up to ``num_epochs`` epochs of ``run_epoch``, validating after each, and keep the best params.
 
     Early stopping (on the monitored loss L_t: validation loss when validating, else training loss):
       - patience: stop when L_t has not improved on the best by more than ``min_delta`` for ``patience`` epochs;
       - the notes' criterion: stop when L_{t-1} - L_t < ε, ε ↔ ``tolerance`` (from the second epoch on).
 
-    The data are checked on the host before any training (same length, integer labels in
-    [0, num_classes), finite pixels) and put on the device once, in their own dtype (keep MNIST uint8).
-    A non-finite loss stops training with a warning naming the epoch and step; the returned state is the
-    last finite one (the good steps of that epoch are kept).
+    Checked on the host before any training: ``state.opt_state`` was made by ``train_step.optimizer``, the
+    state was not consumed by a donating call, same lengths, integer labels in [0, num_classes) when
+    ``train_step.loss_fn`` has ``num_classes``, finite float inputs. The data go to the device once, in
+    their own dtype (keep MNIST uint8). A non-finite loss stops training with a warning naming the epoch and
+    step; the returned state is the last finite one (the good steps of that epoch are kept).
 
     Args:
-      state: initial ``TrainState`` (from ``TrainState.create(params, optimizer, key=key)``); not consumed.
-      images: ``(n, ...)`` training images (uint8 or float).
+      state: initial ``TrainState`` from ``train_step.init(params, key=key)``; not consumed (fit copies it).
+      x: ``(n, ...)`` training inputs (uint8 images or floats).
       labels: ``(n,)`` integer labels.
-      loss_fn: ``loss_fn(params, (images, labels)) -> loss | (loss, metrics)``, e.g. ``make_classifier_loss``.
-      optimizer: the ``jaxmath.optim.Optimizer`` that made ``state.opt_state``.
-      epochs: maximum number of epochs (>= 1).
+      train_step: ``make_train_step(loss_fn, optimizer)``: the optimizer is the step's, the validation metrics
+        are ``train_step.loss_fn``'s.
+      num_epochs: maximum number of epochs (>= 1).
       batch_size: examples per step.
-      num_classes: labels must lie in [0, num_classes); defaults to ``loss_fn.num_classes`` when it has one.
-      validation_data: ``(images, labels)`` to validate on after each epoch.
+      validation_data: ``(x, labels)`` to validate on after each epoch.
       validation_split: instead, hold out this fraction of the data (the *last* examples, as Keras does).
       patience: epochs without improvement before stopping (None: never).
       min_delta: how much the monitored loss must drop to count as an improvement.
       tolerance: ε of the notes' criterion L_{t-1} - L_t < ε (None: off).
       eval_batch_size: batch size of ``evaluate``.
-      progress: show a tqdm progress bar with loss and accuracy.
+      progress: show a tqdm progress bar (80 columns: loss, acc, val_loss, val_acc).
       donate: donate state buffers between epochs (no copies on the device).
 
     Returns:
-      ``FitResult(state, best_params, history, best_epoch, stop_reason)``.
+      ``(state, info)``: the ``TrainState`` after the last epoch run (the last finite one if training
+      diverged) and a ``FitInfo``.
     """
-    V.check_integer(epochs, name="epochs", minimum=1)
+    _check_train_step(train_step)
+    V.check_integer(num_epochs, name="num_epochs", minimum=1)
     V.check_integer(batch_size, name="batch_size", minimum=1)
     V.check_integer(eval_batch_size, name="eval_batch_size", minimum=1)
     if patience is not None:
@@ -144,17 +166,15 @@ def fit(
     V.check_positive(min_delta, name="min_delta", allow_zero=True)
     if tolerance is not None:
         V.check_positive(tolerance, name="tolerance", allow_zero=True)
-    images, labels, validation_data = _prepare_data(
-        images, labels, loss_fn=loss_fn, num_classes=num_classes,
-        validation_data=validation_data, validation_split=validation_split,
+    check_not_donated(state)
+    train_step.check_state(state)
+    loss_fn = train_step.loss_fn
+    x, labels, validation_data = _prepare_data(
+        x, labels, loss_fn=loss_fn, validation_data=validation_data, validation_split=validation_split,
     )
-    n = np.shape(images)[0]
+    n = np.shape(x)[0]
     if batch_size > n:
         raise ValueError(f"batch_size must be <= the number of training examples {n}, got batch_size={batch_size}")
-    try:
-        train_step = _cached_step(loss_fn, optimizer)
-    except TypeError:  # unhashable optimizer
-        train_step = make_train_step(loss_fn, optimizer, jit=False)
     # Copies: the caller's state survives donation, and best_params never alias donated buffers.
     state = jax.tree_util.tree_map(jnp.copy, state)
     best_params = jax.tree_util.tree_map(jnp.copy, state.params)
@@ -162,31 +182,31 @@ def fit(
     history: dict[str, list] = {}
     stop_reason = "epochs"
     num_batches = n // batch_size
+    steps_run, train_seconds = 0, 0.0
 
     bar = None
-    epoch_iter = range(1, epochs + 1)
+    epoch_iter = range(1, num_epochs + 1)
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(epoch_iter, desc="fit", unit="epoch", total=epochs)
+        bar = tqdm(epoch_iter, desc="fit", unit="epoch", total=num_epochs, bar_format=BAR_FORMAT)
         epoch_iter = bar
     try:
         for epoch in epoch_iter:
             start = time.perf_counter()
-            state, metrics = run_epoch(
-                state, images, labels, train_step=train_step, batch_size=batch_size, donate=donate
-            )
+            state, metrics = _epoch(state, x, labels, train_step=train_step, batch_size=batch_size, donate=donate)
             metrics = jax.device_get(metrics)
+            train_seconds += time.perf_counter() - start
             bad = int(metrics.pop("first_nonfinite_step"))
+            steps_run += num_batches if bad < 0 else bad
             good = slice(None) if bad < 0 else slice(0, bad)
             record = {}
             for k, v in metrics.items():
                 vals = np.asarray(v)[good]
                 record[f"train_{k}"] = float(np.mean(vals)) if vals.size else math.nan
             if validation_data is not None:
-                val = jax.device_get(
-                    evaluate(state.params, *validation_data, loss_fn=loss_fn, batch_size=eval_batch_size)
-                )
+                val = jax.device_get(_evaluate(loss_fn, min(eval_batch_size, len(validation_data[1])),
+                                               state.params, *validation_data))
                 record.update({f"val_{k}": float(v) for k, v in val.items()})
             record["epoch_time"] = time.perf_counter() - start
             for k, v in record.items():
@@ -194,7 +214,7 @@ def fit(
 
             monitored = record["val_loss" if validation_data is not None else "train_loss"]
             if bar is not None:
-                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "epoch_time"})
+                bar.set_postfix_str(progress_postfix(record), refresh=False)
 
             if bad >= 0:
                 stop_reason = (
@@ -222,4 +242,18 @@ def fit(
             bar.close()
 
     history_arrays = {k: np.asarray(v) for k, v in history.items()}
-    return FitResult(state, best_params, history_arrays, best_epoch, stop_reason)
+    epochs_run = len(history_arrays.get("train_loss", ()))
+    loss_history = np.full((num_epochs,), np.nan)
+    loss_history[:epochs_run] = history_arrays.get("train_loss", np.zeros(0))
+    info = FitInfo(
+        converged=stop_reason in ("patience", "tolerance"),
+        num_steps=int(steps_run),
+        num_epochs=epochs_run,
+        loss_history=loss_history,
+        history=history_arrays,
+        best_params=best_params,
+        best_epoch=best_epoch,
+        stop_reason=stop_reason,
+        samples_per_second=steps_run * batch_size / train_seconds if train_seconds > 0 else math.nan,
+    )
+    return state, info

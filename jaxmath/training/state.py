@@ -17,7 +17,8 @@ class TrainState(NamedTuple):
       step: int32 scalar, the number of steps taken so far.
       key: PRNG key that ``run_epoch`` splits to shuffle each epoch (and a model may split for dropout).
 
-    Build one with ``TrainState.create(params, optimizer, key=key)``. For K models trained at once
+    Build one with ``step.init(params, key=key)`` from a ``make_train_step`` step (the optimizer given once),
+    or ``TrainState.create(params, optimizer, key=key)`` for a hand-written loop. For K models trained at once
     (``jaxmath.training.ensemble``) every leaf carries a leading axis of size K.
     """
 
