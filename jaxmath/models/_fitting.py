@@ -165,12 +165,13 @@ def linear_descent(x, y, params, *, alpha, learning_rate, tol, max_steps: int, f
                    standardize: bool, precision=None):
     """Full-batch gradient descent on Q(w, b) = 1/(2N) ‖x w + b − y‖² + α/(2N) ‖w‖², in raw units.
 
-    With ``standardize`` the descent runs on x̃ = (x − x̄) / s and ỹ = y − ȳ (s the columns' standard
-    deviations; only the scale s when there is no intercept) with w̃ = s w and b̃ = b + x̄·w − ȳ. The
-    residuals are unchanged, and the penalty becomes α/(2N) Σ_k (w̃_k / s_k)²: it is the same objective in
-    other coordinates, with the same minimiser, so ridge's α keeps its meaning in raw units. The new
-    coordinates only precondition: their Hessian is the features' correlation matrix instead of xᵀx / N, whose
-    eigenvalues spread with the squares of the features' units.
+    With ``standardize`` the descent runs on x̃ = (x − x̄) / s and ỹ = y − ȳ with w̃ = s w and
+    b̃ = b + x̄·w − ȳ, where s_k = √(σ_k² + α/N) (σ_k the column's standard deviation, or its root mean
+    square when there is no intercept; s_k = σ_k for plain least squares). The residuals are unchanged, and
+    the penalty becomes α/(2N) Σ_k (w̃_k / s_k)²: it is the same objective in other coordinates, with the
+    same minimiser, so ridge's α keeps its meaning in raw units. The new coordinates only precondition: every diagonal entry of
+    their Hessian is 1 (the correlation matrix for least squares), where the raw Hessian's entries spread
+    with the squares of the features' units.
 
     ``learning_rate=None`` takes 1/L, L the largest eigenvalue of the objective's Hessian in the coordinates
     the descent runs (a safe step that is exact along the stiffest direction). It stops when
@@ -194,7 +195,8 @@ def linear_descent(x, y, params, *, alpha, learning_rate, tol, max_steps: int, f
         x_mean = jnp.zeros((d,), dtype)
         y_mean = jnp.zeros(y.shape[1:], dtype)
     if standardize:
-        scale = jnp.sqrt(jnp.mean(jnp.square(x - x_mean), axis=0))
+        # Jacobi preconditioning: every coordinate gets curvature 1 (the column's variance plus ridge's α/N).
+        scale = jnp.sqrt(jnp.mean(jnp.square(x - x_mean), axis=0) + alpha / n)
         scale = jnp.where(scale > 0, scale, jnp.ones_like(scale))  # a constant column stays as it is
         xw, yw = (x - x_mean) / scale, y - y_mean
     else:
