@@ -20,7 +20,6 @@ from jaxmath.devices import parallel
 SCRIPT = textwrap.dedent(
     """
     import json
-    from functools import partial
     import jax, jax.numpy as jnp, numpy as np
     from jaxmath import optim, training
     from jaxmath.models import mlp
@@ -30,19 +29,18 @@ SCRIPT = textwrap.dedent(
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(20 * 64, 7, 7), dtype=np.uint8)
     labels = rng.integers(0, 10, size=(20 * 64,), dtype=np.uint8)
-    loss_fn = training.make_classifier_loss(partial(mlp.apply, activation="tanh"), num_classes=10)
-    optimizer = optim.adam(learning_rate=1e-2)
+    model = mlp.make((49, 32, 10), activation="tanh")
+    loss_fn = training.make_classifier_loss(model, num_classes=10)
+    step = training.make_train_step(loss_fn, optim.adam(learning_rate=1e-2))
 
     def fresh_state():
-        params = mlp.init(jax.random.PRNGKey(0), (49, 32, 10))
-        return training.TrainState.create(params, optimizer, key=jax.random.PRNGKey(1))
+        return step.init(model.init(jax.random.PRNGKey(0)), key=jax.random.PRNGKey(1))
 
     def batches():
         for i in range(20):
             yield images[i * 64:(i + 1) * 64], labels[i * 64:(i + 1) * 64]
 
     # One device: the library's jitted step, as a user calls it.
-    step = training.make_train_step(loss_fn, optimizer)
     one = jax.device_put(fresh_state(), jax.devices()[0])
     for x, y in batches():
         one, metrics_one = step(one, (jnp.asarray(x), jnp.asarray(y)))

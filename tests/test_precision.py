@@ -124,8 +124,9 @@ def test_parity_report_rows_and_bfloat16_error_matches_numpy():
     # Independently: the same bfloat16 forward pass against a float64 NumPy MLP.
     rng = np.random.default_rng(0)
     x = rng.random((batch, sizes[0]), dtype=np.float32)
-    params = mlp.init(jax.random.PRNGKey(0), sizes, dtype=jnp.float32)
-    out = mlp.apply(params, jnp.asarray(x, jnp.float32), activation="tanh", compute_dtype=jnp.bfloat16)
+    model = mlp.make(sizes, activation="tanh", compute_dtype="bfloat16")
+    params = model.init(jax.random.PRNGKey(0))  # the parity report's params: mlp.init, glorot, float32
+    out = model.apply(params, jnp.asarray(x, jnp.float32))
     want = np.max(np.abs(np.asarray(out, np.float64) - _numpy_mlp(params, x)))
     assert bf16.output_abs == pytest.approx(want, rel=1e-3, abs=1e-6)
     assert "output rel" in parity.format_parity(rows).splitlines()[0]

@@ -9,9 +9,10 @@ devices by an all-reduce (inserted where the loss averages over the batch). The
 same ``make_train_step`` therefore runs on 1 to N devices:
 
     from jaxmath.devices import parallel
+    train_step = training.make_train_step(loss_fn, optimizer)
     mesh = parallel.make_mesh()                           # all devices, one "batch" axis
     step = parallel.data_parallel(train_step, mesh)       # jit with shardings
-    state = parallel.replicate(state, mesh)
+    state = parallel.replicate(train_step.init(params, key=key), mesh)
     for x, y in batches:                                  # global batch, divisible by D
         state, metrics = step(state, parallel.shard_batch((x, y), mesh))
 
@@ -109,7 +110,8 @@ def data_parallel(
     """``jit`` a ``step(state, batch) -> (state, metrics)`` to run data-parallel on ``mesh``.
 
     The state is replicated, the batch split along ``axis_name``, the outputs replicated.
-    ``step`` is unchanged (it may already be jitted); on a one-device mesh this is plain ``jit``.
+    ``step`` is unchanged (a ``TrainStep``'s pure function is the one compiled); on a one-device mesh this is
+    plain ``jit``.
 
     Args:
       step: a pure train step, e.g. ``jaxmath.training.make_train_step(loss_fn, optimizer)``.
@@ -117,6 +119,8 @@ def data_parallel(
       donate_state: let XLA reuse the input state's buffers for the output state.
     """
     replicated = replicated_sharding(mesh)
+    # A TrainStep is already jitted (with its own donation); compile its pure function once, here.
+    step = getattr(step, "pure", step)
     return jax.jit(
         step,
         in_shardings=(replicated, batch_sharding(mesh, axis_name=axis_name)),

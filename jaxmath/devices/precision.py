@@ -12,7 +12,7 @@ which on each backend is:
 
 Two ways to choose:
 
-* per call: ``mlp.apply(params, x, precision="highest")``;
+* per model: ``mlp.make(sizes, precision="highest")`` (its ``model.apply`` passes it to every matmul);
 * for everything traced inside a block: ``with matmul_precision("highest"): ...``
   (``jax.default_matmul_precision``; it applies when a function is *traced*, so a
   function already compiled keeps the precision it was compiled with).
