@@ -1,5 +1,6 @@
 """Hebbian learning: the notes' worked example, unbounded growth of plain Hebb, Oja and Sanger vs eigh."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +18,7 @@ def test_notes_worked_example(dtype):
     w, x = jnp.asarray(NOTES_W, dtype), jnp.asarray(NOTES_X, dtype)
     # weighted inputs 0.046, 0.003, 0.090, 0.110 sum to 0.249; the sigmoid gives 0.562
     assert float(jnp.sum(w * H.with_bias_input(x))) == pytest.approx(0.249, abs=1e-6)
-    y = H.hebb_output(w, x)
+    y = H.apply(w, x)
     assert y.shape == () and y.dtype == dtype
     assert round(float(y), 3) == 0.562
     # η = 0.1: Δw = 0.1 · (0.2, 0.3, 0.1, 1) · 0.5619 = (0.01124, 0.01686, 0.00562, 0.05619); the slide prints
@@ -45,9 +46,10 @@ def test_layer_of_neurons_matches_numpy():
 def test_plain_hebb_replays_numpy_and_weight_norm_grows_without_bound(dtype):
     rng = np.random.default_rng(1)
     X = rng.uniform(0, 1, size=(20, 3))
-    state = H.init(jnp.asarray(NOTES_W, dtype))
-    state, norms = H.hebb_train(state, jnp.asarray(X, dtype), learning_rate=0.1, num_epochs=25)
-    assert norms.shape == (500,) and int(state.step) == 500
+    w0 = jnp.asarray(NOTES_W, dtype)
+    _, info = H.fit_hebb(jnp.asarray(X, dtype), params=w0, learning_rate=0.1, max_steps=25)
+    norms = info.norms
+    assert norms.shape == (500,) and int(info.num_steps) == 25 and not bool(info.converged)
     w = np.array(NOTES_W)
     want = []
     for _ in range(25):
@@ -80,9 +82,9 @@ def _schedule(step):
 def test_oja_converges_to_first_principal_component(dtype):
     X, vecs = _pca_data()
     w0 = jnp.asarray(np.random.default_rng(2).normal(size=5) * 0.1, dtype)
-    state, norms = H.oja_train(H.init(w0), jnp.asarray(X, dtype), learning_rate=_schedule, num_epochs=20)
-    assert state.weights.shape == (5,) and norms.shape == (20000,)
-    w = np.asarray(state.weights, np.float64)
+    w, info = H.fit_oja(jnp.asarray(X, dtype), params=w0, learning_rate=_schedule, max_steps=20)
+    assert w.shape == (5,) and info.norms.shape == (20000,)
+    w = np.asarray(w, np.float64)
     assert abs(w @ vecs[:, 0]) / np.linalg.norm(w) >= 1 - 1e-3
     assert np.linalg.norm(w) == pytest.approx(1.0, abs=1e-2)  # Oja's decay keeps ‖w‖ near 1
 
@@ -91,9 +93,9 @@ def test_oja_converges_to_first_principal_component(dtype):
 def test_sanger_finds_first_three_components_in_order(dtype):
     X, vecs = _pca_data(3)
     W0 = jnp.asarray(np.random.default_rng(4).normal(size=(3, 5)) * 0.1, dtype)
-    state, norms = H.sanger_train(H.init(W0), jnp.asarray(X, dtype), learning_rate=_schedule, num_epochs=20)
-    assert state.weights.shape == (3, 5) and norms.shape == (20000, 3)
-    W = np.asarray(state.weights, np.float64)
+    W, info = H.fit_sanger(jnp.asarray(X, dtype), params=W0, learning_rate=_schedule, max_steps=20)
+    assert W.shape == (3, 5) and info.norms.shape == (20000, 3)
+    W = np.asarray(W, np.float64)
     for i in range(3):
         assert abs(W[i] @ vecs[:, i]) / np.linalg.norm(W[i]) >= 1 - 1e-3
 
@@ -117,50 +119,87 @@ def test_oja_and_sanger_rules_match_numpy():
 
 def test_vmap_over_learning_rates_matches_separate_runs():
     X = jnp.asarray(np.random.default_rng(6).uniform(size=(10, 3)), jnp.float64)
-    state = H.init(jnp.asarray(NOTES_W, jnp.float64))
+    w0 = jnp.asarray(NOTES_W, jnp.float64)
     rates = jnp.asarray([0.01, 0.1, 0.5])
-    batched, norms = jax.vmap(lambda lr: H.hebb_train(state, X, learning_rate=lr))(rates)
-    assert batched.weights.shape == (3, 4) and norms.shape == (3, 10)
+    batched, info = jax.vmap(lambda lr: H.fit_hebb(X, params=w0, learning_rate=lr))(rates)
+    assert batched.shape == (3, 4) and info.norms.shape == (3, 10)
     for i, lr in enumerate([0.01, 0.1, 0.5]):
-        single, _ = H.hebb_train(state, X, learning_rate=lr)
-        np.testing.assert_allclose(np.asarray(batched.weights[i]), np.asarray(single.weights), rtol=1e-12)
+        single = H.fit_hebb(X, params=w0, learning_rate=lr)
+        chex.assert_trees_all_close((batched[i], info.norms[i]), (single[0], single[1].norms), rtol=1e-12)
 
 
 def test_bfloat16_stays_finite():
     X = jnp.asarray(np.random.default_rng(7).uniform(size=(50, 3)), jnp.bfloat16)
-    state, norms = H.hebb_train(H.init(jnp.asarray(NOTES_W, jnp.bfloat16)), X, learning_rate=0.1, num_epochs=4)
-    assert state.weights.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(norms, np.float32)))
+    w, info = H.fit_hebb(X, params=jnp.asarray(NOTES_W, jnp.bfloat16), learning_rate=0.1, max_steps=4)
+    assert w.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(info.norms, np.float32)))
     w0 = jnp.asarray([0.5, 0.5, 0.5], jnp.bfloat16)
-    state, _ = H.oja_train(H.init(w0), X, learning_rate=0.01, num_epochs=2)
-    assert np.all(np.isfinite(np.asarray(state.weights, np.float32)))
+    w, _ = H.fit_oja(X, params=w0, learning_rate=0.01, max_steps=2)
+    assert w.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(w, np.float32)))
 
 
 def test_bad_input_raises():
     w, x = jnp.asarray(NOTES_W), jnp.asarray(NOTES_X)
-    with pytest.raises(ValueError, match=r"weights must have 4 inputs per neuron"):
-        H.hebb_output(w[:3], x)
+    with pytest.raises(ValueError, match=r"params must have 4 inputs per neuron"):
+        H.apply(w[:3], x)
+    with pytest.raises(ValueError, match=r"params must have 4 inputs per neuron"):
+        jax.jit(H.hebb_rule)(w[:3], x)  # static checks also raise under an outer jit
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
-        H.hebb_rule(w, x, learning_rate=0.0)
-    with pytest.raises(ValueError, match="X contains 1 non-finite"):
-        H.hebb_train(H.init(w), jnp.asarray([[0.1, 0.2, jnp.nan]]))
-    with pytest.raises(ValueError, match=r"state.weights must have 5 inputs per neuron \(X has 4 features plus the bias input\)"):
-        H.hebb_train(H.init(w), jnp.ones((3, 4)))
-    with pytest.raises(ValueError, match="num_epochs must be >= 1"):
-        H.hebb_train(H.init(w), jnp.ones((3, 3)), num_epochs=0)
-    with pytest.raises(ValueError, match="state.weights must be 1-dimensional"):
-        H.oja_train(H.init(jnp.ones((2, 3))), jnp.ones((5, 3)))
+        H.fit_hebb(jnp.ones((3, 3)), params=w, learning_rate=0.0)
+    with pytest.raises(ValueError, match="x contains 1 non-finite"):
+        H.fit_hebb(jnp.asarray([[0.1, 0.2, jnp.nan]]), params=w)
+    with pytest.raises(ValueError, match=r"params must have 5 inputs per neuron \(x has 4 features plus the bias input\)"):
+        H.fit_hebb(jnp.ones((3, 4)), params=w)
+    with pytest.raises(ValueError, match="max_steps must be >= 1"):
+        H.fit_hebb(jnp.ones((3, 3)), params=w, max_steps=0)
+    with pytest.raises(ValueError, match="params must be 1-dimensional"):
+        H.fit_oja(jnp.ones((5, 3)), params=jnp.ones((2, 3)))
+    with pytest.raises(TypeError, match=r"jax.random.key\(0\)"):
+        H.init(0, 4)
+    with pytest.raises(TypeError):
+        H.hebb_rule(w, x, 0.1)  # hyperparameters are keyword-only
 
 
 def test_layer_training_replays_numpy():
     rng = np.random.default_rng(8)
     W0, X = rng.normal(size=(2, 4)) * 0.1, rng.uniform(size=(6, 3))
-    state, norms = H.hebb_train(H.init(jnp.asarray(W0)), jnp.asarray(X), learning_rate=0.2, beta=1.5, num_epochs=2)
+    W_fit, info = H.fit_hebb(jnp.asarray(X), params=jnp.asarray(W0), learning_rate=0.2, beta=1.5, max_steps=2)
     W, want = W0.copy(), []
     for _ in range(2):
         for x in X:
             xb = np.append(x, 1.0)
             W = W + 0.2 * np.outer(1 / (1 + np.exp(-1.5 * W @ xb)), xb)
             want.append(np.linalg.norm(W))
-    assert state.weights.shape == (2, 4) and norms.shape == (12,)
-    np.testing.assert_allclose(np.asarray(state.weights), W, rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(norms), want, rtol=1e-12)
+    assert W_fit.shape == (2, 4) and info.norms.shape == (12,)
+    np.testing.assert_allclose(np.asarray(W_fit), W, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(info.norms), want, rtol=1e-12)
+    # apply on a batch: every sample through every neuron, y = σ(β·(W·[x, 1]))
+    Y = H.apply(jnp.asarray(W0), jnp.asarray(X), beta=1.5)
+    assert Y.shape == (6, 2)
+    np.testing.assert_allclose(np.asarray(Y), 1 / (1 + np.exp(-1.5 * np.c_[X, np.ones(6)] @ W0.T)), rtol=1e-12)
+
+
+def test_init_shapes_dtype_and_scale():
+    w = H.init(jax.random.key(0), 4)
+    W = H.init(jax.random.key(1), 200, num_outputs=50, scale=0.5, dtype=jnp.float64)
+    assert w.shape == (4,) and w.dtype == jnp.float32
+    assert W.shape == (50, 200) and W.dtype == jnp.float64
+    assert np.std(np.asarray(W)) == pytest.approx(0.5, rel=0.05)
+    assert abs(np.mean(np.asarray(W))) < 0.02
+
+
+def test_warm_start_and_the_schedule_reuse_the_compiled_loop():
+    # Two fits of one pass from where the previous stopped equal one fit of two passes (constant η), and a
+    # second call with new data of the same shape does not trace the jitted loop again (the schedule, a static
+    # argument, is only called while tracing).
+    X, _ = _pca_data(9)
+    X = jnp.asarray(X[:200])
+    w0 = H.init(jax.random.key(3), 5, dtype=jnp.float64)
+    two, _ = H.fit_oja(X, params=w0, learning_rate=0.01, max_steps=2)
+    one, _ = H.fit_oja(X, params=w0, learning_rate=0.01, max_steps=1)
+    again, _ = H.fit_oja(X, params=one, learning_rate=0.01, max_steps=1, center=True)
+    chex.assert_trees_all_close(again, two, rtol=1e-12)
+    chex.clear_trace_counter()
+    schedule = chex.assert_max_traces(lambda step: 0.01 / (1 + step / 100), n=1)
+    a, _ = H.fit_oja(X, params=w0, learning_rate=schedule, max_steps=2)
+    b, _ = H.fit_oja(X[::-1] * 2.0, params=w0, learning_rate=schedule, max_steps=2)
+    assert not np.allclose(np.asarray(a), np.asarray(b))
