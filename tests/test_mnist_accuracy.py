@@ -1,10 +1,10 @@
 """Accuracy targets on real MNIST as users train: slices of the "train" split, scored on the whole "test" split.
 
-Fixed seeds on CPU. Training uses ``train[:8000]`` (a CI-sized slice of the 60,000 training images), the score is
-on the 10,000 test images that training never sees. The thresholds sit a little under the figures measured
-with these settings (784-16-16-10: 91.7%, 784-30-10: 93.5% after 20 epochs; the logo: 98.0%), so a change of platform that flips
-a few ties still passes while a broken trainer does not. The independent reference is the labelled data
-itself: accuracy is recomputed here in NumPy from the trained network's params.
+Fixed seeds on CPU. Training uses ``train[:8000]`` (a CI-sized slice of the 60,000 training images), the score
+is on the 10,000 test images that training never sees. The thresholds sit a little under the figures measured
+with these settings (784-16-16-10: 91.7%, 784-30-10: 93.5% after 20 epochs; the logo: 98.0%), so a platform
+that flips a few ties still passes while a broken trainer does not. The independent reference is the labelled
+data itself: accuracy is recomputed here in NumPy from the trained network's params.
 """
 
 import jax
