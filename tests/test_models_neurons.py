@@ -3,6 +3,7 @@ of the notes' update rules, jax.grad and torch."""
 
 import itertools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -81,8 +82,8 @@ def test_no_mcculloch_pitts_wiring_computes_xor():
 def test_mcculloch_pitts_bad_input():
     with pytest.raises(ValueError, match=r"x must have 2 inputs.*x.shape=\(4, 3\)"):
         mp.apply(mp.and_gate(), jnp.zeros((4, 3), jnp.int32))
-    with pytest.raises(ValueError, match=r"0/1"):
-        mp.apply(mp.and_gate(), jnp.asarray([[0, 2]], jnp.int32))
+    with pytest.raises(ValueError, match=r"x must have 2 inputs"):
+        jax.jit(mp.apply)(mp.and_gate(), jnp.zeros((3,), jnp.int32))  # raised at trace time, under jit too
     with pytest.raises(ValueError, match="inhibitory"):
         mp.init(2, threshold=1, inhibitory=(5,))
 
@@ -90,17 +91,17 @@ def test_mcculloch_pitts_bad_input():
 # ---------------------------------------------------------------- perceptron
 
 
-def _numpy_perceptron(X, t, lr, max_epochs):
+def _numpy_perceptron(x, t, lr, max_epochs):
     """Rosenblatt's rule written out in NumPy, example by example."""
-    w = np.zeros(X.shape[1])
+    w = np.zeros(x.shape[1])
     b = 0.0
     mistakes = []
     for _ in range(max_epochs):
         m = 0
-        for x, target in zip(X, t):
-            y_hat = 1.0 if x @ w + b >= 0 else 0.0
+        for xi, target in zip(x, t):
+            y_hat = 1.0 if xi @ w + b >= 0 else 0.0
             err = target - y_hat
-            w = w + lr * err * x
+            w = w + lr * err * xi
             b = b + lr * err
             m += int(err != 0)
         mistakes.append(m)
@@ -111,59 +112,59 @@ def _numpy_perceptron(X, t, lr, max_epochs):
 
 def _separable(seed, n=40):
     rng = np.random.default_rng(seed)
-    X = rng.uniform(-1, 1, size=(n, 2))
-    t = (X @ np.array([1.5, -1.0]) + 0.2 > 0).astype(np.int32)
-    return X, t
+    x = rng.uniform(-1, 1, size=(n, 2))
+    t = (x @ np.array([1.5, -1.0]) + 0.2 > 0).astype(np.int32)
+    return x, t
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_perceptron_replays_numpy_rule_and_converges(dtype):
-    X, t = _separable(0)
-    params, info = perceptron.fit(jnp.asarray(X, dtype), jnp.asarray(t, jnp.int32), learning_rate=0.5, max_epochs=200)
+    x, t = _separable(0)
+    params, info = perceptron.fit(jnp.asarray(x, dtype), jnp.asarray(t, jnp.int32), learning_rate=0.5, max_steps=200)
     assert params["w"].shape == (2,) and params["b"].shape == () and params["w"].dtype == dtype
     assert info.mistakes.shape == (200,)
-    w, b, mistakes = _numpy_perceptron(X.astype(dtype), t, 0.5, 200)
+    w, b, mistakes = _numpy_perceptron(x.astype(dtype), t, 0.5, 200)
     tol = 1e-10 if dtype == jnp.float64 else 1e-5
     np.testing.assert_allclose(params["w"], w, atol=tol)
     np.testing.assert_allclose(params["b"], b, atol=tol)
-    assert int(info.num_epochs) == len(mistakes)
+    assert int(info.num_steps) == len(mistakes)
     np.testing.assert_array_equal(info.mistakes[: len(mistakes)], mistakes)
     assert np.all(np.asarray(info.mistakes[len(mistakes):]) == -1)
     assert bool(info.converged)
-    np.testing.assert_array_equal(perceptron.predict(params, jnp.asarray(X, dtype)), t)
+    np.testing.assert_array_equal(perceptron.predict(params, jnp.asarray(x, dtype)), t)
 
 
 def test_perceptron_on_xor_stops_at_max_epochs_without_converging():
-    X = jnp.asarray([[0, 0], [0, 1], [1, 0], [1, 1]], jnp.float32)
-    params, info = perceptron.fit(X, jnp.asarray(XOR, jnp.int32), max_epochs=25)
-    assert int(info.num_epochs) == 25
+    x = jnp.asarray([[0, 0], [0, 1], [1, 0], [1, 1]], jnp.float32)
+    params, info = perceptron.fit(x, jnp.asarray(XOR, jnp.int32), max_steps=25)
+    assert int(info.num_steps) == 25
     assert not bool(info.converged)
     assert np.all(np.asarray(info.mistakes) > 0)
-    assert np.any(np.asarray(perceptron.predict(params, X)) != XOR)
+    assert np.any(np.asarray(perceptron.predict(params, x)) != XOR)
 
 
 def test_perceptron_fit_under_vmap_matches_single_fits():
     data = [_separable(s) for s in range(3)]
-    Xs = jnp.asarray(np.stack([d[0] for d in data]), jnp.float64)
+    xs = jnp.asarray(np.stack([d[0] for d in data]), jnp.float64)
     ts = jnp.asarray(np.stack([d[1] for d in data]), jnp.int32)
-    batched, info = jax.vmap(lambda X, t: perceptron.fit(X, t, max_epochs=100))(Xs, ts)
-    assert batched["w"].shape == (3, 2) and info.num_epochs.shape == (3,)
+    batched, info = jax.vmap(lambda x, t: perceptron.fit(x, t, max_steps=100))(xs, ts)
+    assert batched["w"].shape == (3, 2) and info.num_steps.shape == (3,)
     for i in range(3):
-        single, single_info = perceptron.fit(Xs[i], ts[i], max_epochs=100)
+        single, single_info = perceptron.fit(xs[i], ts[i], max_steps=100)
         np.testing.assert_allclose(batched["w"][i], single["w"], atol=1e-12)
-        assert int(info.num_epochs[i]) == int(single_info.num_epochs)
+        assert int(info.num_steps[i]) == int(single_info.num_steps)
 
 
 def test_perceptron_bad_input():
-    X = np.zeros((4, 2), np.float32)
-    with pytest.raises(ValueError, match=r"X and targets must have the same number of rows.*\(4, 2\).*\(3,\)"):
-        perceptron.fit(X, np.zeros(3, np.int32))
-    with pytest.raises(ValueError, match=r"X contains 1 non-finite.*index \(1, 1\)"):
+    x = np.zeros((4, 2), np.float32)
+    with pytest.raises(ValueError, match=r"x and labels must have the same number of rows.*\(4, 2\).*\(3,\)"):
+        perceptron.fit(x, np.zeros(3, np.int32))
+    with pytest.raises(ValueError, match=r"x contains 1 non-finite.*index \(1, 1\)"):
         perceptron.fit(np.array([[0, 0], [0, np.nan], [0, 0], [0, 0]], np.float32), np.zeros(4, np.int32))
-    with pytest.raises(ValueError, match=r"targets must be 0/1"):
-        perceptron.fit(X, np.array([0, 1, 2, 0]))
-    with pytest.raises(ValueError, match="max_epochs"):
-        perceptron.fit(X, np.zeros(4, np.int32), max_epochs=0)
+    with pytest.raises(ValueError, match=r"labels must be 0/1"):
+        perceptron.fit(x, np.array([0, 1, 2, 0]))
+    with pytest.raises(ValueError, match="max_steps"):
+        perceptron.fit(x, np.zeros(4, np.int32), max_steps=0)
 
 
 # ---------------------------------------------------------------- sigmoid neuron
@@ -171,20 +172,20 @@ def test_perceptron_bad_input():
 
 def _blobs(seed=0, n=60, dtype=np.float64):
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, 3))
-    t = (X @ np.array([1.0, -2.0, 0.5]) + 0.3 * rng.normal(size=n) > 0).astype(dtype)
-    return X.astype(dtype), t
+    x = rng.normal(size=(n, 3))
+    t = (x @ np.array([1.0, -2.0, 0.5]) + 0.3 * rng.normal(size=n) > 0).astype(dtype)
+    return x.astype(dtype), t
 
 
 def test_sigmoid_neuron_gradient_is_the_notes_y_minus_t_times_x():
-    X, t = _blobs()
+    x, t = _blobs()
     params = {"w": jnp.asarray([0.1, -0.2, 0.3], jnp.float64), "b": jnp.asarray(0.05, jnp.float64)}
     for beta in (1.0, 2.0):
-        g = jax.grad(sigmoid_neuron.loss)(params, jnp.asarray(X), jnp.asarray(t), beta=beta)
-        y = 1 / (1 + np.exp(-beta * (X @ np.asarray(params["w"]) + 0.05)))
-        np.testing.assert_allclose(g["w"], beta * X.T @ (y - t) / len(t), atol=1e-12)
+        g = jax.grad(sigmoid_neuron.loss)(params, jnp.asarray(x), jnp.asarray(t), beta=beta)
+        y = 1 / (1 + np.exp(-beta * (x @ np.asarray(params["w"]) + 0.05)))
+        np.testing.assert_allclose(g["w"], beta * x.T @ (y - t) / len(t), atol=1e-12)
         np.testing.assert_allclose(g["b"], beta * np.mean(y - t), atol=1e-12)
-        out = sigmoid_neuron.apply(params, jnp.asarray(X), beta=beta)
+        out = sigmoid_neuron.apply(params, jnp.asarray(x), beta=beta)
         assert out.shape == (60,)
         np.testing.assert_allclose(out, y, atol=1e-12)
 
@@ -194,15 +195,15 @@ def test_sigmoid_neuron_gradient_is_the_notes_y_minus_t_times_x():
                                                    ("cross_entropy", jnp.float32, 1e-5)])
 def test_sigmoid_neuron_fit_matches_torch_gradient_descent(loss_name, dtype, tol):
     torch = pytest.importorskip("torch")
-    X, t = _blobs(dtype=np.float64)
+    x, t = _blobs(dtype=np.float64)
     steps, lr = 25, 0.5
-    params, info = sigmoid_neuron.fit(jnp.asarray(X, dtype), jnp.asarray(t, dtype), learning_rate=lr,
-                                      num_steps=steps, loss=loss_name)
+    params, info = sigmoid_neuron.fit(jnp.asarray(x, dtype), jnp.asarray(t, dtype), learning_rate=lr,
+                                      max_steps=steps, loss=loss_name)
     assert params["w"].shape == (3,) and info.loss_history.shape == (steps,)
     tdt = torch.float64 if dtype == jnp.float64 else torch.float32
     w = torch.zeros(3, dtype=tdt, requires_grad=True)
     b = torch.zeros((), dtype=tdt, requires_grad=True)
-    Xt, tt = torch.tensor(X, dtype=tdt), torch.tensor(t, dtype=tdt)
+    Xt, tt = torch.tensor(x, dtype=tdt), torch.tensor(t, dtype=tdt)
     opt = torch.optim.SGD([w, b], lr=lr)
     history = []
     for _ in range(steps):
@@ -221,30 +222,72 @@ def test_sigmoid_neuron_fit_matches_torch_gradient_descent(loss_name, dtype, tol
 
 
 def test_sigmoid_neuron_bfloat16_stays_finite_and_learns():
-    X, t = _blobs()
-    params, info = sigmoid_neuron.fit(jnp.asarray(X, jnp.bfloat16), jnp.asarray(t, jnp.bfloat16), num_steps=100)
+    x, t = _blobs()
+    params, info = sigmoid_neuron.fit(jnp.asarray(x, jnp.bfloat16), jnp.asarray(t, jnp.bfloat16), max_steps=100)
     assert params["w"].dtype == jnp.bfloat16
     assert np.all(np.isfinite(np.asarray(info.loss_history, np.float32)))
-    acc = np.mean(np.asarray(sigmoid_neuron.predict(params, jnp.asarray(X, jnp.bfloat16))) == t)
+    acc = np.mean(np.asarray(sigmoid_neuron.predict(params, jnp.asarray(x, jnp.bfloat16))) == t)
     assert acc >= 0.8
 
 
 def test_sigmoid_neuron_vmap_over_learning_rates():
-    X, t = _blobs()
-    X, t = jnp.asarray(X), jnp.asarray(t)
+    x, t = _blobs()
+    x, t = jnp.asarray(x), jnp.asarray(t)
     lrs = jnp.asarray([0.1, 0.5, 1.0], jnp.float64)
-    batched, info = jax.vmap(lambda lr: sigmoid_neuron.fit(X, t, learning_rate=lr, num_steps=20))(lrs)
+    batched, info = jax.vmap(lambda lr: sigmoid_neuron.fit(x, t, learning_rate=lr, max_steps=20))(lrs)
     assert batched["w"].shape == (3, 3)
     for i, lr in enumerate([0.1, 0.5, 1.0]):
-        single, _ = sigmoid_neuron.fit(X, t, learning_rate=lr, num_steps=20)
+        single, _ = sigmoid_neuron.fit(x, t, learning_rate=lr, max_steps=20)
         np.testing.assert_allclose(batched["w"][i], single["w"], atol=1e-12)
 
 
 def test_sigmoid_neuron_bad_input():
-    X = np.zeros((3, 2))
-    with pytest.raises(ValueError, match=r"targets must lie in \[0, 1\]"):
-        sigmoid_neuron.fit(X, np.array([0.0, 1.0, 2.0]))
-    with pytest.raises(ValueError, match=r"targets contains 1 non-finite"):
-        sigmoid_neuron.fit(X, np.array([0.0, np.inf, 1.0]))
+    x = np.zeros((3, 2))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 1\]"):
+        sigmoid_neuron.fit(x, np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"labels contains 1 non-finite"):
+        sigmoid_neuron.fit(x, np.array([0.0, np.inf, 1.0]))
     with pytest.raises(ValueError, match="loss must be one of"):
-        sigmoid_neuron.fit(X, np.zeros(3), loss="hinge")
+        sigmoid_neuron.fit(x, np.zeros(3), loss="hinge")
+
+
+# ---------------------------------------------------------------- the one API: init(key, ...), apply, warm start
+
+
+def test_mcculloch_pitts_counts_any_nonzero_input_as_on():
+    # AND over (2, 1) fires like (1, 1); bool inputs work the same (hand table).
+    np.testing.assert_array_equal(mp.apply(mp.and_gate(), jnp.asarray([[2, 1], [0, 5], [1, 1]], jnp.int32)),
+                                  [1, 0, 1])
+    np.testing.assert_array_equal(mp.apply(mp.or_gate(), jnp.asarray([[False, False], [True, False]])), [0, 1])
+
+
+def test_perceptron_init_apply_predict_and_warm_start_epoch_by_epoch():
+    params = perceptron.init(jax.random.key(0), 2, dtype=jnp.float64)
+    assert params["w"].shape == (2,) and params["b"].shape == () and params["w"].dtype == jnp.float64
+    with pytest.raises(TypeError, match=r"jax.random.key\(0\)"):
+        perceptron.init(3, 2)
+    x, t = _separable(1)
+    whole, info = perceptron.fit(x, t, max_steps=100)
+    # The same training one epoch at a time, each fit warm-started from the last: identical parameters.
+    p = params
+    for _ in range(int(info.num_steps)):
+        p, step_info = perceptron.fit(x, t, max_steps=1, params=p)
+        assert int(step_info.num_steps) == 1
+    chex.assert_trees_all_close(p, whole, atol=1e-12)
+    z = perceptron.apply(whole, jnp.asarray(x))
+    np.testing.assert_allclose(z, x @ np.asarray(whole["w"]) + float(whole["b"]), rtol=1e-12)
+    np.testing.assert_array_equal(perceptron.predict(whole, jnp.asarray(x)), (np.asarray(z) >= 0).astype(int))
+
+
+def test_sigmoid_neuron_init_is_random_and_warm_start_continues_the_descent():
+    a = sigmoid_neuron.init(jax.random.key(0), 3, scale=0.1, dtype=jnp.float64)
+    b = sigmoid_neuron.init(jax.random.key(1), 3, scale=0.1, dtype=jnp.float64)
+    assert a["w"].shape == (3,) and not np.allclose(a["w"], b["w"])
+    x, t = _blobs()
+    ten, _ = sigmoid_neuron.fit(x, t, max_steps=10, params=a)
+    five, _ = sigmoid_neuron.fit(x, t, max_steps=5, params=a)
+    five_more, info = sigmoid_neuron.fit(x, t, max_steps=5, params=five)
+    chex.assert_trees_all_close(five_more, ten, atol=1e-12)
+    assert int(info.num_steps) == 5 and not bool(info.converged)
+    np.testing.assert_array_equal(sigmoid_neuron.predict(ten, x),
+                                  (np.asarray(sigmoid_neuron.apply(ten, x)) > 0.5).astype(np.int32))
