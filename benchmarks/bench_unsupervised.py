@@ -1,18 +1,19 @@
 """Benchmark: one k-means (Lloyd) iteration and one online SOM epoch, jaxmath vs eager JAX, scikit-learn, MiniSom.
 
-    .venv/bin/python benchmarks/bench_unsupervised.py [--repeats 5] [--markdown]
+    .venv/bin/python benchmarks/bench_unsupervised.py [--repeats 5]
 
-k-means: 60,000 × 784 float32 (the 10,000 MNIST test images tiled 6× with a little noise), k = 10.
+k-means: the 60,000 × 784 float32 MNIST training images scaled to [0, 1], k = 10.
   - jaxmath ``lloyd_step`` jitted vs the same code eagerly (``jax.disable_jit``), per iteration;
   - scikit-learn ``KMeans(init=C, n_init=1, algorithm="lloyd", tol=0)``: per iteration as the slope between
     ``max_iter=2`` and ``max_iter=12`` fits (fixed costs cancel) and, more flattering to jaxmath, as the
     total time of the 12-iteration fit divided by ``n_iter_``.
-SOM: 10 × 10 grid, one online epoch (10,000 iterations, sequential order, gaussian, asymptotic decays) over the
-  10,000 MNIST test images scaled to [0, 1]: jaxmath ``som.train`` (jitted ``lax.scan``) vs ``MiniSom.train``.
+SOM: 10 × 10 grid, one online epoch (10,000 steps, sequential order, gaussian, asymptotic decays) over the
+  first 10,000 MNIST training images scaled to [0, 1]: jaxmath ``som.fit`` (jitted ``lax.scan``) vs
+  ``MiniSom.train``.
 
 Warm-up first, compile time apart, ``block_until_ready``; the contenders are timed interleaved (one of each
 per repeat) and the ratios are medians of per-repeat ratios, so a shared, loaded machine hits them alike.
-Needs scikit-learn and minisom (test extras) and the MNIST test split ($JAXMATH_DATA_DIR).
+Needs scikit-learn and minisom (test extras) and the MNIST training split ($JAXMATH_DATA_DIR).
 """
 
 from __future__ import annotations
@@ -49,24 +50,22 @@ def _fmt(ts, scale=1.0):
 def bench_kmeans(repeats):
     from sklearn.cluster import KMeans
 
-    images, _ = load_mnist("test")
-    base = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    images, _ = load_mnist("train")
+    X = images.reshape(len(images), -1).astype(np.float32) / 255.0
     rng = np.random.default_rng(0)
-    X = np.concatenate([base + rng.normal(0, 0.01, base.shape).astype(np.float32) for _ in range(6)])
     C0 = X[rng.choice(len(X), 10, replace=False)]
     Xj, Cj = jnp.asarray(X), jnp.asarray(C0)
 
-    step = jax.jit(K._lloyd_step, static_argnames="precision")
     t = time.perf_counter()
-    compiled = step.lower(Xj, Cj, None).compile()
+    compiled = K.lloyd_step.lower(Cj, Xj).compile()  # lloyd_step is itself jitted
     compile_s = time.perf_counter() - t
 
     def jitted():
-        jax.block_until_ready(compiled(Xj, Cj))
+        jax.block_until_ready(compiled(Cj, Xj))
 
     def eager():
         with jax.disable_jit():
-            jax.block_until_ready(K._lloyd_step(Xj, Cj, None))
+            jax.block_until_ready(K.lloyd_step(Cj, Xj))
 
     def sk_fit(max_iter):
         km = KMeans(10, init=C0, n_init=1, algorithm="lloyd", tol=0.0, max_iter=max_iter)
@@ -106,15 +105,15 @@ def _ratio(a, b):
 def bench_som(repeats):
     from minisom import MiniSom
 
-    images, _ = load_mnist("test")
+    images, _ = load_mnist("train[:10000]")
     X = images.reshape(len(images), -1).astype(np.float32) / 255.0
     Xj = jnp.asarray(X)
-    state = S.init(jax.random.key(0), Xj, 10, 10)
-    w0 = np.asarray(state.weights, np.float64)
+    params = S.init(jax.random.key(0), Xj, rows=10, cols=10)
+    w0 = np.asarray(params, np.float64)
 
     def ours():
-        new, _ = S.train(state, Xj, num_iterations=len(X), sigma=1.5, learning_rate=0.5)
-        jax.block_until_ready(new.weights)
+        new, _ = S.fit(Xj, params=params, max_steps=len(X), sigma=1.5, learning_rate=0.5)
+        jax.block_until_ready(new)
 
     t = time.perf_counter()
     ours()  # first call: trace + compile + one run
@@ -129,7 +128,7 @@ def bench_som(repeats):
     for _ in range(max(2, repeats // 2)):  # interleaved, as for k-means
         ours_t += _times(ours, 1)
         mini_t += _times(theirs, 1)
-    rows = [("jaxmath som.train, jit (lax.scan)", ours_t), ("MiniSom.train", mini_t)]
+    rows = [("jaxmath som.fit, jit (lax.scan)", ours_t), ("MiniSom.train", mini_t)]
     return first_s, rows, {"MiniSom / jaxmath": _ratio(mini_t, ours_t)}
 
 
@@ -142,14 +141,15 @@ def main():
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
 
     compile_s, rows, ratios = bench_kmeans(args.repeats)
-    print("k-means, one Lloyd iteration, 60,000 x 784 float32, k = 10 (compile: %.3g s)" % compile_s)
+    print("k-means, one Lloyd iteration, 60,000 x 784 float32 (MNIST train), k = 10 (compile: %.3g s)" % compile_s)
     print("| implementation | ms per iteration: median (min–max) |\n|---|---|")
     for name, ts in rows:
         print(f"| {name} | {_fmt(ts, 1e3)} |")
     print("\n" + "\n".join(f"- {k}: {m:.3g}x (per-repeat {lo:.3g}–{hi:.3g})" for k, (m, lo, hi) in ratios.items()) + "\n")
 
     first_s, rows, ratios = bench_som(args.repeats)
-    print("SOM, one online epoch, 10,000 MNIST images, 10 x 10 grid (first call incl. compile: %.3g s)" % first_s)
+    print("SOM, one online epoch, 10,000 MNIST train images, 10 x 10 grid (first call incl. compile: %.3g s)"
+          % first_s)
     print("| implementation | s per epoch: median (min–max) |\n|---|---|")
     for name, ts in rows:
         print(f"| {name} | {_fmt(ts)} |")

@@ -203,3 +203,5 @@ def test_warm_start_and_the_schedule_reuse_the_compiled_loop():
     a, _ = H.fit_oja(X, params=w0, learning_rate=schedule, max_steps=2)
     b, _ = H.fit_oja(X[::-1] * 2.0, params=w0, learning_rate=schedule, max_steps=2)
     assert not np.allclose(np.asarray(a), np.asarray(b))
+    with pytest.raises(AssertionError, match="traced > 1 times"):  # the guard does see a new shape
+        H.fit_oja(X[:100], params=w0, learning_rate=schedule, max_steps=2)

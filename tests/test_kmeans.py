@@ -228,3 +228,37 @@ def test_two_empty_clusters_take_the_two_farthest_samples():
     keep[far] = False
     for k in range(2):
         np.testing.assert_allclose(new[k], X[keep & (labels == k)].mean(0), rtol=1e-10)
+
+
+def test_warm_start_continues_lloyd_where_it_stopped():
+    # Lloyd is deterministic: 2 iterations, then a fit from those centroids, equals the run that never stopped.
+    X = jnp.asarray(_blobs(16))
+    init = X[jnp.array([0, 1, 2, 3, 4])]
+    full, info = K.fit(X, params=init, tol=0.0)
+    part, part_info = K.fit(X, params=init, max_steps=2, tol=0.0)
+    assert int(part_info.num_steps) == 2 and not bool(part_info.converged)
+    rest, rest_info = K.fit(X, params=part, tol=0.0)
+    assert int(rest_info.num_steps) == int(info.num_steps) - 2
+    chex.assert_trees_all_close((rest, rest_info.inertia), (full, info.inertia), rtol=1e-12)
+    # the restarted history is the tail of the uninterrupted one
+    chex.assert_trees_all_close(rest_info.loss_history[: int(rest_info.num_steps)],
+                                info.loss_history[2: int(info.num_steps)], rtol=1e-12)
+
+
+def test_lloyd_loop_is_not_traced_again_for_new_data_of_the_same_shape():
+    # The compiled Lloyd loop is reused: count the traces of the assignment inside it.
+    chex.clear_trace_counter()
+    X = jnp.asarray(_blobs(17))
+    counted = chex.assert_max_traces(K._assign_update, n=1)
+    original = K._assign_update
+    try:
+        K._assign_update = counted
+        K._fit.clear_cache()
+        a, _ = K.fit(X, params=X[:3], max_steps=7)
+        b, _ = K.fit(X * 2 + 1, params=X[5:8], max_steps=7)  # new data and centroids, same shapes
+        with pytest.raises(AssertionError, match="traced > 1 times"):  # the guard does see a new shape
+            K.fit(X[:100], params=X[:3], max_steps=7)
+    finally:
+        K._assign_update = original
+        K._fit.clear_cache()
+    assert not np.allclose(np.asarray(a), np.asarray(b))
