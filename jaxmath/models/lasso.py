@@ -73,7 +73,7 @@ def _fit_core(x, y, w0, alpha, tol, *, max_steps: int, fit_intercept: bool, prec
         wk = w[k]
         rho = jnp.dot(xk, r, precision=precision) + col_sq[k] * wk
         safe = jnp.where(col_sq[k] > 0, col_sq[k], 1)
-        new = jnp.where(col_sq[k] > 0, soft_threshold(rho, threshold) / safe, 0)
+        new = jnp.where(col_sq[k] > 0, soft_threshold(rho, threshold=threshold) / safe, 0)
         r = r - xk * (new - wk)
         return w.at[k].set(new), r, jnp.maximum(max_change, jnp.abs(new - wk))
 

@@ -343,7 +343,7 @@ def fista(theta, xa, T, *, alpha, mask, tol, learning_rate, max_steps, penalty, 
     def prox(u):
         if penalty != "l1":
             return u
-        return jnp.where(mask > 0, soft_threshold(u, lr * alpha), u)
+        return jnp.where(mask > 0, soft_threshold(u, threshold=lr * alpha), u)
 
     def cond(state):
         i, *_, done = state
