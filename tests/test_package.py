@@ -8,16 +8,35 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ORACLES = ("torch", "sklearn", "scipy", "matplotlib", "minisom", "optax")
+# What `import jaxmath` must never load: the test oracles, the optional extras, the progress bar (imported
+# inside the function that shows it), and the two modules that need them (the plots, the command line).
+HEAVY = ("torch", "sklearn", "scipy", "matplotlib", "minisom", "optax", "tqdm", "jaxmath.plot", "jaxmath.cli")
 
 
-def test_import_jaxmath_pulls_in_none_of_the_oracles():
-    code = (
-        "import sys, jaxmath\n"
-        f"print(sorted(m for m in {ORACLES!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]", f"import jaxmath imported {out.strip()}"
+def test_import_jaxmath_stays_light():
+    # -X importtime lists every module the import loads, the way a user would check it.
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import jaxmath"],
+                            capture_output=True, text=True, check=True)
+    loaded = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "jaxmath" in loaded and "jax" in loaded
+    leaked = sorted(name for name in loaded if name.split(".")[0] in HEAVY or name in HEAVY)
+    assert not leaked, f"import jaxmath imported {leaked}"
+
+
+def test_version_is_the_packages_and_the_command_lines():
+    import jaxmath
+
+    text = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^version = "([^"]+)"', text, re.MULTILINE).group(1) == jaxmath.__version__
+    out = subprocess.run([sys.executable, "-m", "jaxmath", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout == f"jaxmath {jaxmath.__version__}\n"
+
+
+def test_runtime_dependencies_are_the_documented_five():
+    text = (ROOT / "pyproject.toml").read_text()
+    block = re.search(r"^dependencies = \[(.*?)\]", text, re.MULTILINE | re.DOTALL).group(1)
+    names = sorted(re.findall(r'"([A-Za-z0-9_-]+)', block))
+    assert names == ["chex", "jax", "jaxlib", "numpy", "tqdm"]
 
 
 def test_every_public_family_is_reexported_explicitly():
