@@ -105,3 +105,14 @@ def test_cli_info_json(monkeypatch, capsys):
     data = json.loads(out)
     assert data["backend"] == jax.default_backend() and data["device_count"] == jax.device_count()
     assert err == ""
+
+
+def test_jaxmath_info_through_the_command_line_fits_80_columns():
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "80", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-m", "jaxmath", "info"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"jax / jaxlib:             {jax.__version__} / {jaxlib.__version__}" in result.stdout.splitlines()
+    assert max(len(line) for line in (result.stdout + result.stderr).splitlines()) <= 80

@@ -24,6 +24,8 @@ def test_notebook_is_committed_clean_and_opens_with_colab_link_and_install_cell(
     assert f"colab.research.google.com/github/jaxmath/jaxmath/blob/main/colab/{path.name}" in first
     install = "".join(cells[1]["source"])
     assert cells[1]["cell_type"] == "code" and "google.colab" in install and "pip install" in install
+    assert '"jaxmath[plot] @ git+https://github.com/jaxmath/jaxmath"' in install  # the extra jaxmath.plot needs
+    assert 'SMALL = os.environ.get("JAXMATH_SMALL") == "1"' in install
     for cell in cells:
         if cell["cell_type"] == "code":
             assert not cell.get("outputs"), f"{path.name} is committed with outputs"
