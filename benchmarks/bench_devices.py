@@ -1,4 +1,4 @@
-"""Devices benchmark (issue 7): the `jaxmath bench` suite, printed as markdown for benchmarks/RESULTS.md.
+"""Devices benchmark: the `jaxmath bench` suite, printed as markdown for benchmarks/RESULTS.md.
 
     python benchmarks/bench_devices.py [any `jaxmath bench` flags, e.g. --precision highest --dtype bfloat16]
 
