@@ -146,7 +146,7 @@ def test_ten_restarts_within_one_percent_of_sklearn_on_mnist_slice():
 
     threadpool_limits = pytest.importorskip("threadpoolctl").threadpool_limits
 
-    images, _ = load_mnist("test[:400]")
+    images, _ = load_mnist("train[:400]")
     X = images.reshape(400, -1).astype(np.float64) / 255.0
     with threadpool_limits(1):  # the CI box has 2 cores; OpenMP oversubscription only slows it down
         sk = KMeans(10, n_init=10, random_state=0, algorithm="lloyd").fit(X)

@@ -133,7 +133,7 @@ def test_batch_training_replays_minisom_train_batch_offline(topology):
 
 
 def test_quantization_error_within_5_percent_of_minisom_on_mnist_independent_inits():
-    images, _ = load_mnist("test[:300]")
+    images, _ = load_mnist("train[:300]")
     X = images.reshape(300, -1).astype(np.float64) / 255.0
     m = minisom.MiniSom(5, 5, 784, sigma=1.5, learning_rate=0.5, random_seed=3)
     m.random_weights_init(X)

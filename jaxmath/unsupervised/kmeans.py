@@ -306,4 +306,5 @@ def _check_centroids(x, centroids):
                          f"{tuple(centroids.shape)} and x.shape={tuple(x.shape)}")
     if centroids.shape[0] > x.shape[0]:
         raise ValueError(f"num_clusters must be <= the number of samples, got params.shape="
-                         f"{tuple(centroids.shape)} and x.shape={tuple(x.shape)}")
+                         f"{tuple(centroids.shape)} and x.shape={tuple(x.shape)} (centroids come first: "
+                         f"predict(params, x), lloyd_step(params, x))")
