@@ -169,9 +169,9 @@ def linear_descent(x, y, params, *, alpha, learning_rate, tol, max_steps: int, f
     b̃ = b + x̄·w − ȳ, where s_k = √(σ_k² + α/N) (σ_k the column's standard deviation, or its root mean
     square when there is no intercept; s_k = σ_k for plain least squares). The residuals are unchanged, and
     the penalty becomes α/(2N) Σ_k (w̃_k / s_k)²: it is the same objective in other coordinates, with the
-    same minimiser, so ridge's α keeps its meaning in raw units. The new coordinates only precondition: every diagonal entry of
-    their Hessian is 1 (the correlation matrix for least squares), where the raw Hessian's entries spread
-    with the squares of the features' units.
+    same minimiser, so ridge's α keeps its meaning in raw units. The new coordinates only precondition:
+    every diagonal entry of their Hessian is 1 (the correlation matrix for least squares), where the raw
+    Hessian's entries spread with the squares of the features' units.
 
     ``learning_rate=None`` takes 1/L, L the largest eigenvalue of the objective's Hessian in the coordinates
     the descent runs (a safe step that is exact along the stiffest direction). It stops when
