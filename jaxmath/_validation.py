@@ -96,12 +96,29 @@ def check_tree_finite(tree: Any, *, name: str) -> None:
 
 def _as_float(value: Any, name: str) -> float | None:
     """The Python float of a scalar hyperparameter, or None when it is traced."""
+    check_real(value, name=name)
     if not is_concrete(value):
         return None
     try:
         return float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a real number, got {value!r}") from None
+
+
+def check_real(value: Any, *, name: str) -> None:
+    """A hyperparameter used in arithmetic is a real number: a Python int/float or a real array, traced or not.
+
+    Reads only the Python type and the dtype, so it runs at trace time inside jitted functions. Strings
+    (``float("0.1")`` would parse), bools, ``None`` and complex numbers are refused with a TypeError.
+    """
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    else:
+        ok = jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
+    if not ok:
+        kind = f"dtype {dtype}" if dtype is not None else f"{type(value).__name__}"
+        raise TypeError(f"{name} must be a real number, got {name}={value!r} ({kind})")
 
 
 def check_positive(value: Any, *, name: str, allow_zero: bool = False) -> None:

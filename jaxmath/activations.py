@@ -12,6 +12,7 @@ the activation; for softmax ``a`` are the logits and ``p`` the probabilities.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import jax
@@ -48,16 +49,6 @@ def _float(z):
     return z
 
 
-def _check_real_scalar(value, *, name):
-    """A concrete hyperparameter must be a real number (a traced one passes: it is a learnable slope)."""
-    if not v.is_concrete(value):
-        return
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {name}={value!r}") from None
-
-
 def _check_axis(z, axis, *, name="z"):
     ndim = jnp.ndim(z)
     v.check_integer(axis, name="axis")
@@ -67,17 +58,20 @@ def _check_axis(z, axis, *, name="z"):
         raise ValueError(f"axis={axis} is out of range for {name}.shape={tuple(jnp.shape(z))}")
 
 
+def _scalar(value, z, *, name):
+    """A traced hyperparameter in ``z``'s dtype (refused at trace time unless it is a real number)."""
+    v.check_real(value, name=name)
+    return jnp.asarray(value).astype(z.dtype)
+
+
+# Every public function below is itself jitted. Options that change the program (``axis``) are static;
+# slopes (``beta``, ``negative_slope``) are traced, so new values reuse the compiled function and can be
+# learned with ``jax.grad``. Checks read shapes, dtypes and static options only, so they run at trace time.
+
 # --------------------------------------------------------------------------- sigmoid
 
 
 @jax.jit
-def _sigmoid(z, beta):
-    # lax.logistic is XLA's own stable sigmoid: it never exponentiates a large positive
-    # number (finite for any |z|, bfloat16 too) and fuses into one elementwise op, where
-    # the textbook where(βz >= 0, 1/(1+e), e/(1+e)) form costs two branches per step.
-    return lax.logistic(beta * z)
-
-
 def sigmoid(z, *, beta=1.0):
     """The logistic sigmoid, computed without overflow.
 
@@ -85,24 +79,19 @@ def sigmoid(z, *, beta=1.0):
 
     Args:
       z: array of any shape, float32/float64/bfloat16 (integers are promoted to float).
-      beta: slope β, a real scalar (keyword-only).
+      beta: slope β, a real scalar (keyword-only, traced: new values do not recompile).
 
     Returns:
       ``y`` with the shape and dtype of ``z``, each entry in [0, 1]; finite for every finite ``z``.
     """
-    _check_real_scalar(beta, name="beta")
-    return _sigmoid(_float(z), beta)
+    z = _float(z)
+    # lax.logistic is XLA's own stable sigmoid: it never exponentiates a large positive
+    # number (finite for any |z|, bfloat16 too) and fuses into one elementwise op, where
+    # the textbook where(βz >= 0, 1/(1+e), e/(1+e)) form costs two branches per step.
+    return lax.logistic(_scalar(beta, z, name="beta") * z)
 
 
 @jax.jit
-def _sigmoid_derivative(z, beta):
-    # 1 - y computed as σ(-βz) keeps full relative precision in both tails,
-    # where 1 - σ(βz) would round to 0. Near z = 0 the two rounded factors can multiply
-    # to a hair above the exact bound y(1 - y) <= 1/4, so the product is clamped there.
-    y_times_one_minus_y = jnp.minimum(_sigmoid(z, beta) * _sigmoid(-z, beta), jnp.asarray(0.25, z.dtype))
-    return beta * y_times_one_minus_y
-
-
 def sigmoid_derivative(z, *, beta=1.0):
     """d y / d z of the sigmoid, the notes' ``y' = β · y (1 − y)``.
 
@@ -111,25 +100,24 @@ def sigmoid_derivative(z, *, beta=1.0):
 
     Args:
       z: array of any shape, float dtype.
-      beta: slope β (keyword-only).
+      beta: slope β (keyword-only, traced).
 
     Returns:
       array with the shape and dtype of ``z``, entries in [0, β/4].
     """
-    _check_real_scalar(beta, name="beta")
-    return _sigmoid_derivative(_float(z), beta)
+    z = _float(z)
+    beta = _scalar(beta, z, name="beta")
+    # 1 - y computed as σ(-βz) keeps full relative precision in both tails,
+    # where 1 - σ(βz) would round to 0. Near z = 0 the two rounded factors can multiply
+    # to a hair above the exact bound y(1 - y) <= 1/4, so the product is clamped there.
+    y_times_one_minus_y = jnp.minimum(lax.logistic(beta * z) * lax.logistic(-beta * z), jnp.asarray(0.25, z.dtype))
+    return beta * y_times_one_minus_y
 
 
 # --------------------------------------------------------------------------- relu family
 
 
 @jax.jit
-def _relu(z):
-    # where(z > 0, ...) rather than maximum(z, 0): autodiff of this form gives 0 at
-    # z = 0, the notes' convention, where jnp.maximum would split the tie as 0.5.
-    return jnp.where(z > 0, z, jnp.zeros_like(z))
-
-
 def relu(z):
     """The rectifier ``y = max(0, z)`` of the notes ("z for z greater than 0, otherwise 0").
 
@@ -139,14 +127,13 @@ def relu(z):
     Returns:
       array with the shape and dtype of ``z``.
     """
-    return _relu(_float(z))
+    z = _float(z)
+    # where(z > 0, ...) rather than maximum(z, 0): autodiff of this form gives 0 at
+    # z = 0, the notes' convention, where jnp.maximum would split the tie as 0.5.
+    return jnp.where(z > 0, z, jnp.zeros_like(z))
 
 
 @jax.jit
-def _relu_derivative(z):
-    return (z > 0).astype(z.dtype)
-
-
 def relu_derivative(z):
     """The notes' step: ``dy/dz = 0 for z ≤ 0, 1 for z > 0`` (0 at z = 0 exactly).
 
@@ -156,14 +143,11 @@ def relu_derivative(z):
     Returns:
       array of 0s and 1s with the shape and dtype of ``z``.
     """
-    return _relu_derivative(_float(z))
+    z = _float(z)
+    return (z > 0).astype(z.dtype)
 
 
 @jax.jit
-def _leaky_relu(z, negative_slope):
-    return jnp.where(z > 0, z, negative_slope * z)
-
-
 def leaky_relu(z, *, negative_slope=0.01):
     """Leaky rectifier ``y = z for z > 0, a·z for z ≤ 0``.
 
@@ -171,43 +155,35 @@ def leaky_relu(z, *, negative_slope=0.01):
 
     Args:
       z: array of any shape, float dtype.
-      negative_slope: slope ``a`` for non-positive inputs (keyword-only).
+      negative_slope: slope ``a`` for non-positive inputs (keyword-only, traced).
 
     Returns:
       array with the shape and dtype of ``z``.
     """
-    _check_real_scalar(negative_slope, name="negative_slope")
-    return _leaky_relu(_float(z), negative_slope)
+    z = _float(z)
+    return jnp.where(z > 0, z, _scalar(negative_slope, z, name="negative_slope") * z)
 
 
 @jax.jit
-def _leaky_relu_derivative(z, negative_slope):
-    one = jnp.ones_like(z)
-    return jnp.where(z > 0, one, negative_slope * one)
-
-
 def leaky_relu_derivative(z, *, negative_slope=0.01):
     """``dy/dz = 1 for z > 0, a for z ≤ 0`` (``a`` → ``negative_slope``).
 
     Args:
       z: array of any shape, float dtype.
-      negative_slope: slope ``a`` (keyword-only).
+      negative_slope: slope ``a`` (keyword-only, traced).
 
     Returns:
       array with the shape and dtype of ``z``.
     """
-    _check_real_scalar(negative_slope, name="negative_slope")
-    return _leaky_relu_derivative(_float(z), negative_slope)
+    z = _float(z)
+    one = jnp.ones_like(z)
+    return jnp.where(z > 0, one, _scalar(negative_slope, z, name="negative_slope") * one)
 
 
 # --------------------------------------------------------------------------- tanh, identity
 
 
 @jax.jit
-def _tanh(z):
-    return jnp.tanh(z)
-
-
 def tanh(z):
     """Hyperbolic tangent ``y = (e^z − e^−z) / (e^z + e^−z)``, in (−1, 1).
 
@@ -217,15 +193,10 @@ def tanh(z):
     Returns:
       array with the shape and dtype of ``z``.
     """
-    return _tanh(_float(z))
+    return jnp.tanh(_float(z))
 
 
 @jax.jit
-def _tanh_derivative(z):
-    y = jnp.tanh(z)
-    return 1 - y * y
-
-
 def tanh_derivative(z):
     """``dy/dz = 1 − y²`` with ``y = tanh(z)``.
 
@@ -235,9 +206,11 @@ def tanh_derivative(z):
     Returns:
       array with the shape and dtype of ``z``, entries in [0, 1].
     """
-    return _tanh_derivative(_float(z))
+    y = jnp.tanh(_float(z))
+    return 1 - y * y
 
 
+@jax.jit
 def identity(z):
     """The notes' output function ``f_out(a) = a``.
 
@@ -250,6 +223,7 @@ def identity(z):
     return _float(z)
 
 
+@jax.jit
 def identity_derivative(z):
     """``d f_out / d a = 1``.
 
@@ -271,20 +245,7 @@ def _shifted(z, axis):
     return z - lax.stop_gradient(jnp.max(z, axis=axis, keepdims=True))
 
 
-def _softmax_core(z, axis):
-    e = jnp.exp(_shifted(z, axis))
-    return e / jnp.sum(e, axis=axis, keepdims=True)
-
-
-def _log_softmax_core(z, axis):
-    s = _shifted(z, axis)
-    return s - jnp.log(jnp.sum(jnp.exp(s), axis=axis, keepdims=True))
-
-
-_softmax = jax.jit(_softmax_core, static_argnames="axis")
-_log_softmax = jax.jit(_log_softmax_core, static_argnames="axis")
-
-
+@partial(jax.jit, static_argnames="axis")
 def softmax(z, *, axis=-1):
     """Max-shifted softmax ``p_i = e^(a_i) / Σ_k e^(a_k)``.
 
@@ -293,15 +254,17 @@ def softmax(z, *, axis=-1):
 
     Args:
       z: logits, array with at least one axis, float dtype.
-      axis: the axis that is normalised (keyword-only, default the last).
+      axis: the axis that is normalised (keyword-only, static, default the last).
 
     Returns:
       ``p`` with the shape and dtype of ``z``; entries in [0, 1] summing to 1 along ``axis``.
     """
     _check_axis(z, axis)
-    return _softmax(_float(z), axis=axis)
+    e = jnp.exp(_shifted(_float(z), axis))
+    return e / jnp.sum(e, axis=axis, keepdims=True)
 
 
+@partial(jax.jit, static_argnames="axis")
 def log_softmax(z, *, axis=-1):
     """``log p_i = a_i − log Σ_k e^(a_k)``, computed as ``(a_i − max a) − log Σ_k e^(a_k − max a)``.
 
@@ -309,22 +272,17 @@ def log_softmax(z, *, axis=-1):
 
     Args:
       z: logits, array with at least one axis, float dtype.
-      axis: the axis that is normalised (keyword-only).
+      axis: the axis that is normalised (keyword-only, static).
 
     Returns:
       array with the shape and dtype of ``z``, entries ≤ 0.
     """
     _check_axis(z, axis)
-    return _log_softmax(_float(z), axis=axis)
+    s = _shifted(_float(z), axis)
+    return s - jnp.log(jnp.sum(jnp.exp(s), axis=axis, keepdims=True))
 
 
 @jax.jit
-def _softmax_jacobian(z):
-    p = _softmax_core(z, -1)
-    eye = jnp.eye(p.shape[-1], dtype=p.dtype)
-    return p[..., :, None] * (eye - p[..., None, :])
-
-
 def softmax_jacobian(z):
     """Jacobian of the softmax over the last axis: ``∂p_i/∂a_j = p_i (δ_ij − p_j)``.
 
@@ -337,17 +295,12 @@ def softmax_jacobian(z):
     Returns:
       ``J`` of shape ``(..., n, n)`` with ``J[..., i, j] = ∂p_i/∂a_j``; each row sums to 0.
     """
-    _check_axis(z, -1)
-    return _softmax_jacobian(_float(z))
+    p = softmax(z, axis=-1)
+    eye = jnp.eye(p.shape[-1], dtype=p.dtype)
+    return p[..., :, None] * (eye - p[..., None, :])
 
 
 @jax.jit
-def _log_softmax_jacobian(z):
-    p = _softmax_core(z, -1)
-    eye = jnp.eye(p.shape[-1], dtype=p.dtype)
-    return eye - p[..., None, :]
-
-
 def log_softmax_jacobian(z):
     """Jacobian of the log-softmax over the last axis: ``∂ log p_i / ∂a_j = δ_ij − p_j``.
 
@@ -362,8 +315,9 @@ def log_softmax_jacobian(z):
     Returns:
       ``J`` of shape ``(..., n, n)`` with ``J[..., i, j] = ∂ log p_i/∂a_j``; each row sums to 1 − 1 = 0.
     """
-    _check_axis(z, -1)
-    return _log_softmax_jacobian(_float(z))
+    p = softmax(z, axis=-1)
+    eye = jnp.eye(p.shape[-1], dtype=p.dtype)
+    return eye - p[..., None, :]
 
 
 # --------------------------------------------------------------------------- registry

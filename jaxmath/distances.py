@@ -2,8 +2,13 @@
 
 Every distance ``d(x, y)`` reduces along the last axis and broadcasts the leading axes
 (``x: (..., d)``, ``y: (..., d)`` → ``(...)``), keeps the inputs' float dtype and works
-under ``jit``, ``vmap`` and ``grad``. ``pairwise_distances(X, Y)`` gives the ``(n, m)``
-matrix of a metric between the rows of ``X: (n, d)`` and ``Y: (m, d)``.
+under ``jit``, ``vmap`` and ``grad``. ``pairwise_distances(x, y)`` gives the ``(n, m)``
+matrix of a metric between the rows of ``x: (n, d)`` and ``y: (m, d)``.
+
+Every public function is itself jitted: choices (``metric``, ``degrees``, ``precision``) are static,
+scalar hyperparameters (``p``, ``radius``) are traced, so new values do not recompile. Shape checks run at
+trace time; the domains of values (``p >= 1``, ``radius > 0``, non-negative Jaccard weights) are stated in
+the docstrings and left to the callers' entry points.
 
 Notation of the notes (seed 000, competitive learning): ``d_i = w_i − x_i`` the
 coordinate differences, Euclidean distance ``√(Σ_i d_i²)``.
@@ -11,7 +16,6 @@ coordinate differences, Euclidean distance ``√(Σ_i d_i²)``.
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import jax
@@ -62,20 +66,21 @@ def _pair(x, y, *, names=("x", "y"), broadcast=True):
     return x.astype(dtype), y.astype(dtype)
 
 
+def _scalar(value, dtype, *, name):
+    v.check_real(value, name=name)
+    return jnp.asarray(value).astype(dtype)
+
+
 def _safe_sqrt(s):
-    """√s with gradient 0 (not NaN) at s = 0, where the root has a kink."""
-    positive = s > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, s, jnp.ones_like(s))), jnp.zeros_like(s))
+    """√s with gradient 0 (not NaN) at s = 0, where the root has a kink; NaN stays NaN."""
+    zero = s == 0
+    return jnp.where(zero, jnp.zeros_like(s), jnp.sqrt(jnp.where(zero, jnp.ones_like(s), s)))
 
 
 # --------------------------------------------------------------------------- Minkowski family
 
 
 @jax.jit
-def _squared_euclidean(x, y):
-    return jnp.sum((x - y) ** 2, axis=-1)
-
-
 def squared_euclidean(x, y):
     """Squared Euclidean distance ``Σ_i d_i²`` with ``d_i = x_i − y_i``.
 
@@ -87,14 +92,10 @@ def squared_euclidean(x, y):
       ``(...)`` array (the broadcast leading shape), dtype of the inputs.
     """
     x, y = _pair(x, y)
-    return _squared_euclidean(x, y)
+    return jnp.sum((x - y) ** 2, axis=-1)
 
 
 @jax.jit
-def _euclidean(x, y):
-    return _safe_sqrt(_squared_euclidean(x, y))
-
-
 def euclidean(x, y):
     """Euclidean distance, the notes' ``√(Σ_{i=1}^n d_i²)`` with ``d_i = w_i − x_i``.
 
@@ -108,82 +109,89 @@ def euclidean(x, y):
     Returns:
       ``(...)`` array, dtype of the inputs. The gradient at ``x = y`` is 0, not NaN.
     """
-    x, y = _pair(x, y)
-    return _euclidean(x, y)
+    return _safe_sqrt(squared_euclidean(x, y))
 
 
 @jax.jit
-def _manhattan(x, y):
-    return jnp.sum(jnp.abs(x - y), axis=-1)
-
-
 def manhattan(x, y):
     """Manhattan (city-block, L1) distance ``Σ_i |x_i − y_i|``.
 
     Args:
-      x, y: ``(..., d)`` float arrays (leading axes broadcast).
+      x: ``(..., d)`` float array.
+      y: ``(..., d)`` float array, leading axes broadcastable against ``x``.
 
     Returns:
       ``(...)`` array.
     """
     x, y = _pair(x, y)
-    return _manhattan(x, y)
+    return jnp.sum(jnp.abs(x - y), axis=-1)
 
 
 @jax.jit
-def _chebyshev(x, y):
-    return jnp.max(jnp.abs(x - y), axis=-1)
-
-
 def chebyshev(x, y):
     """Chebyshev (L∞) distance ``max_i |x_i − y_i|``, the limit of Minkowski as ``p → ∞``.
 
     Args:
-      x, y: ``(..., d)`` float arrays (leading axes broadcast).
+      x: ``(..., d)`` float array.
+      y: ``(..., d)`` float array, leading axes broadcastable against ``x``.
 
     Returns:
       ``(...)`` array.
     """
     x, y = _pair(x, y)
-    return _chebyshev(x, y)
+    return jnp.max(jnp.abs(x - y), axis=-1)
 
 
 @jax.jit
-def _minkowski(x, y, p):
-    a = jnp.abs(x - y)
-    # m·(Σ(|d|/m)^p)^(1/p) with m = max|d|: large p neither overflows nor underflows.
-    m = jnp.max(a, axis=-1, keepdims=True)
-    nonzero = m > 0
-    safe_m = jnp.where(nonzero, m, jnp.ones_like(m))
-    s = jnp.sum((a / safe_m) ** p, axis=-1, keepdims=True)
-    safe_s = jnp.where(nonzero, s, jnp.ones_like(s))
-    return jnp.where(nonzero, safe_m * safe_s ** (1 / p), jnp.zeros_like(m))[..., 0]
-
-
-def minkowski(x, y, p):
+def minkowski(x, y, *, p):
     """Minkowski distance ``(Σ_i |x_i − y_i|^p)^(1/p)`` (seed 003).
 
     ``p = 1`` is Manhattan, ``p = 2`` Euclidean, ``p = inf`` Chebyshev.
 
     Args:
-      x, y: ``(..., d)`` float arrays (leading axes broadcast).
-      p: the order, ``>= 1`` (``math.inf`` allowed; a finite ``p`` may be traced).
+      x: ``(..., d)`` float array.
+      y: ``(..., d)`` float array, leading axes broadcastable against ``x``.
+      p: the order, a real number ``>= 1`` or ``math.inf`` (keyword-only, traced: new values do not
+        recompile). Below 1 the formula is not a metric; that domain is not checked here.
 
     Returns:
       ``(...)`` array.
     """
     x, y = _pair(x, y)
-    v.check_in_range(p, name="p", low=1.0, high=math.inf, high_inclusive=True)
-    if v.is_concrete(p) and math.isinf(float(p)):
-        return _chebyshev(x, y)
-    return _minkowski(x, y, p)
+    p = _scalar(p, x.dtype, name="p")
+    a = jnp.abs(x - y)
+    # m·(Σ(|d|/m)^p)^(1/p) with m = max|d|: large p neither overflows nor underflows.
+    m = jnp.max(a, axis=-1, keepdims=True)
+    nonzero = m != 0  # not m > 0: a NaN must not pass for a zero distance
+    safe_m = jnp.where(nonzero, m, jnp.ones_like(m))
+    # p = inf takes the Chebyshev branch; the finite branch then sees p = 1 so that its gradient
+    # (which the where multiplies by 0) is finite rather than inf·0 = NaN.
+    infinite = jnp.isinf(p)
+    finite_p = jnp.where(infinite, jnp.ones_like(p), p)
+    s = jnp.sum((a / safe_m) ** finite_p, axis=-1, keepdims=True)
+    safe_s = jnp.where(nonzero, s, jnp.ones_like(s))
+    d = jnp.where(infinite, m, safe_m * safe_s ** (1 / finite_p))
+    return jnp.where(nonzero, d, jnp.zeros_like(m))[..., 0]
 
 
 # --------------------------------------------------------------------------- angle and sets
 
 
 @jax.jit
-def _cosine(x, y):
+def cosine(x, y):
+    """Cosine distance ``1 − x·y / (‖x‖ ‖y‖)``, in [0, 2].
+
+    Computed as ``½ ‖x/‖x‖ − y/‖y‖‖²`` (the same number, without cancellation). A zero
+    vector is at distance 1 from any non-zero vector and 0 from another zero vector.
+
+    Args:
+      x: ``(..., d)`` float array.
+      y: ``(..., d)`` float array, leading axes broadcastable against ``x``.
+
+    Returns:
+      ``(...)`` array.
+    """
+    x, y = _pair(x, y)
     nx = _safe_sqrt(jnp.sum(x * x, axis=-1, keepdims=True))
     ny = _safe_sqrt(jnp.sum(y * y, axis=-1, keepdims=True))
     ux = x / jnp.where(nx > 0, nx, jnp.ones_like(nx))
@@ -199,30 +207,7 @@ def _cosine(x, y):
     return jnp.where(jnp.all(x == y, axis=-1), jnp.zeros_like(d), d)
 
 
-def cosine(x, y):
-    """Cosine distance ``1 − x·y / (‖x‖ ‖y‖)``, in [0, 2].
-
-    Computed as ``½ ‖x/‖x‖ − y/‖y‖‖²`` (the same number, without cancellation). A zero
-    vector is at distance 1 from any non-zero vector and 0 from another zero vector.
-
-    Args:
-      x, y: ``(..., d)`` float arrays (leading axes broadcast).
-
-    Returns:
-      ``(...)`` array.
-    """
-    x, y = _pair(x, y)
-    return _cosine(x, y)
-
-
 @jax.jit
-def _jaccard(x, y):
-    num = jnp.sum(jnp.minimum(x, y), axis=-1)
-    den = jnp.sum(jnp.maximum(x, y), axis=-1)
-    safe = jnp.where(den > 0, den, jnp.ones_like(den))
-    return jnp.where(den > 0, 1 - num / safe, jnp.zeros_like(den))
-
-
 def jaccard(x, y):
     """Jaccard distance ``1 − J(x, y)`` for sets (0/1 or boolean vectors) and its weighted form.
 
@@ -231,23 +216,47 @@ def jaccard(x, y):
     the set form on 0/1 vectors. Two empty sets (all zeros) are at distance 0.
 
     Args:
-      x, y: ``(..., d)`` non-negative (or boolean) arrays (leading axes broadcast).
+      x: ``(..., d)`` non-negative (or boolean) array; negative weights are outside the
+        definition and not checked here.
+      y: ``(..., d)``, leading axes broadcastable against ``x``.
 
     Returns:
       ``(...)`` float array in [0, 1].
     """
-    for name, a in (("x", x), ("y", y)):
-        if v.is_concrete(a) and np.asarray(a).size and bool(np.any(np.asarray(a, np.float64) < 0)):
-            raise ValueError(f"{name} must be non-negative for the Jaccard distance, got a negative entry in {name}.shape={np.shape(a)}")
     x, y = _pair(x, y)
-    return _jaccard(x, y)
+    num = jnp.sum(jnp.minimum(x, y), axis=-1)
+    den = jnp.sum(jnp.maximum(x, y), axis=-1)
+    empty = den == 0
+    safe = jnp.where(empty, jnp.ones_like(den), den)
+    return jnp.where(empty, jnp.zeros_like(den), 1 - num / safe)
 
 
 # --------------------------------------------------------------------------- great circle
 
 
 @partial(jax.jit, static_argnames=("degrees",))
-def _great_circle(x, y, radius, degrees):
+def great_circle(x, y, *, radius=EARTH_RADIUS_KM, degrees=True):
+    """Great-circle distance by the haversine formula (seed 003).
+
+    ``d = 2 R arcsin √h`` with ``h = sin²((φ₂ − φ₁)/2) + cos φ₁ cos φ₂ sin²((λ₂ − λ₁)/2)``.
+    Symbols: ``(φ₁, λ₁)`` → ``x[..., 0], x[..., 1]`` (latitude, longitude), ``(φ₂, λ₂)`` →
+    ``y[..., 0], y[..., 1]``, ``R`` → ``radius``. Evaluated as the equal
+    ``2 R atan2(√h, √(1 − h))`` with ``h`` and ``1 − h`` each written as a sum of squares,
+    so it stays in range and is exact for identical points (0) and antipodal points (``π R``).
+
+    Args:
+      x: ``(..., 2)`` latitudes and longitudes.
+      y: ``(..., 2)``, leading axes broadcastable against ``x``.
+      radius: sphere radius ``R > 0`` (keyword-only, traced), default the mean Earth radius in km.
+      degrees: the coordinates are in degrees (default); ``False`` for radians (keyword-only, static).
+
+    Returns:
+      ``(...)`` array, in the units of ``radius``.
+    """
+    x, y = _pair(x, y)
+    if x.shape[-1] != 2:
+        raise ValueError(f"x and y must hold (latitude, longitude) pairs on the last axis, got x.shape={x.shape} and y.shape={y.shape}")
+    radius = _scalar(radius, x.dtype, name="radius")
     # Differences and means first, then the unit conversion: identical points give exactly
     # 0 (converting first lets the compiler fuse a·c − b·c into an FMA with rounding noise).
     to_radians = jnp.deg2rad if degrees else (lambda a: a)
@@ -265,122 +274,82 @@ def _great_circle(x, y, radius, degrees):
     return 2 * radius * jnp.arctan2(_safe_sqrt(h), _safe_sqrt(one_minus_h))
 
 
-def great_circle(x, y, *, radius=EARTH_RADIUS_KM, degrees=True):
-    """Great-circle distance by the haversine formula (seed 003).
-
-    ``d = 2 R arcsin √h`` with ``h = sin²((φ₂ − φ₁)/2) + cos φ₁ cos φ₂ sin²((λ₂ − λ₁)/2)``.
-    Symbols: ``(φ₁, λ₁)`` → ``x[..., 0], x[..., 1]`` (latitude, longitude), ``(φ₂, λ₂)`` →
-    ``y[..., 0], y[..., 1]``, ``R`` → ``radius``. Evaluated as the equal
-    ``2 R atan2(√h, √(1 − h))`` with ``h`` and ``1 − h`` each written as a sum of squares,
-    so it stays in range and is exact for identical points (0) and antipodal points (``π R``).
-
-    Args:
-      x: ``(..., 2)`` latitudes and longitudes.
-      y: ``(..., 2)``, leading axes broadcastable against ``x``.
-      radius: sphere radius ``R`` (keyword-only), default the mean Earth radius in km.
-      degrees: the coordinates are in degrees (default); ``False`` for radians.
-
-    Returns:
-      ``(...)`` array, in the units of ``radius``.
-    """
-    x, y = _pair(x, y)
-    if x.shape[-1] != 2:
-        raise ValueError(f"x and y must hold (latitude, longitude) pairs on the last axis, got x.shape={x.shape} and y.shape={y.shape}")
-    v.check_positive(radius, name="radius")
-    return _great_circle(x, y, radius, bool(degrees))
-
-
 # --------------------------------------------------------------------------- pairwise matrices
 
 _METRICS = {
-    "euclidean": _euclidean,
-    "squared_euclidean": _squared_euclidean,
-    "manhattan": _manhattan,
-    "chebyshev": _chebyshev,
-    "minkowski": _minkowski,
-    "cosine": _cosine,
-    "jaccard": _jaccard,
-    "great_circle": _great_circle,
+    "euclidean": euclidean,
+    "squared_euclidean": squared_euclidean,
+    "manhattan": manhattan,
+    "chebyshev": chebyshev,
+    "minkowski": minkowski,
+    "cosine": cosine,
+    "jaccard": jaccard,
+    "great_circle": great_circle,
 }
 
 
-@partial(jax.jit, static_argnames=("squared", "same", "precision"))
-def _pairwise_euclidean(X, Y, squared, same, precision):
+def _pairwise_euclidean(x, y, *, squared, same, precision):
     # ‖x − y‖² = ‖x‖² + ‖y‖² − 2 x·y: one (n, d)×(d, m) matmul, never an (n, m, d) array.
-    xx = jnp.sum(X * X, axis=-1)[:, None]
-    yy = jnp.sum(Y * Y, axis=-1)[None, :]
-    d2 = jnp.maximum(xx + yy - 2 * jnp.matmul(X, Y.T, precision=precision), 0)  # rounding can go below 0
+    xx = jnp.sum(x * x, axis=-1)[:, None]
+    yy = jnp.sum(y * y, axis=-1)[None, :]
+    d2 = jnp.maximum(xx + yy - 2 * jnp.matmul(x, y.T, precision=precision), 0)  # rounding can go below 0
     if same:
         # d(x, x) = 0 exactly, where the expansion leaves rounding noise.
         d2 = d2 * (1 - jnp.eye(d2.shape[0], dtype=d2.dtype))
     return d2 if squared else _safe_sqrt(d2)
 
 
-@partial(jax.jit, static_argnames=("metric", "kwargs_items"))
-def _pairwise_broadcast(X, Y, metric, kwargs_items, *dynamic):
-    fn = _METRICS[metric]
-    return fn(X[:, None, :], Y[None, :, :], *dynamic, **dict(kwargs_items))
+def _metric_kwargs(metric, p, radius, degrees):
+    """The keyword arguments ``metric`` takes, refusing those it does not (a trace-time check)."""
+    given = {name for name, value in (("p", p), ("radius", radius), ("degrees", degrees)) if value is not None}
+    accepted = {"minkowski": {"p"}, "great_circle": {"radius", "degrees"}}.get(metric, set())
+    if given - accepted:
+        raise TypeError(f"metric={metric!r} does not take {', '.join(sorted(given - accepted))}=")
+    if metric == "minkowski":
+        if p is None:
+            raise TypeError("metric='minkowski' needs the keyword p=")
+        return {"p": p}
+    if metric == "great_circle":
+        return {"radius": EARTH_RADIUS_KM if radius is None else radius, "degrees": True if degrees is None else degrees}
+    return {}
 
 
-def pairwise_distances(X, Y=None, *, metric="euclidean", precision=None, **kwargs):
-    """The ``(n, m)`` matrix ``D[a, b] = d(X[a], Y[b])`` of a metric between two sets of rows.
+@partial(jax.jit, static_argnames=("metric", "degrees", "precision"))
+def pairwise_distances(x, y=None, *, metric="euclidean", p=None, radius=None, degrees=None, precision=None):
+    """The ``(n, m)`` matrix ``D[a, b] = d(x[a], y[b])`` of a metric between two sets of rows.
 
     ``"euclidean"`` and ``"squared_euclidean"`` use ``‖x‖² + ‖y‖² − 2 x·y`` (clamped at 0),
     one matrix product and no ``(n, m, d)`` intermediate. The other metrics broadcast the
-    distance functions of this module. With ``Y=None`` the diagonal is exactly 0.
+    distance functions of this module. With ``y=None`` the diagonal is exactly 0.
 
     Args:
-      X: ``(n, d)`` float array.
-      Y: ``(m, d)`` float array, or ``None`` for ``Y = X``.
+      x: ``(n, d)`` float array.
+      y: ``(m, d)`` float array, or ``None`` for ``y = x``.
       metric: one of ``"euclidean"``, ``"squared_euclidean"``, ``"manhattan"``, ``"chebyshev"``,
         ``"minkowski"`` (needs ``p=``), ``"cosine"``, ``"jaccard"``, ``"great_circle"``
-        (accepts ``radius=``, ``degrees=``).
+        (accepts ``radius=``, ``degrees=``). Keyword-only, static.
+      p: the Minkowski order (traced), only with ``metric="minkowski"``.
+      radius: the sphere radius (traced), only with ``metric="great_circle"``; default the Earth's.
+      degrees: coordinates in degrees (static), only with ``metric="great_circle"``; default ``True``.
       precision: passed to the matrix product of the Euclidean metrics (``None`` = JAX's
-        default; on TPU ``"highest"`` gives float32-accurate distances).
-      **kwargs: the metric's keyword arguments.
+        default; on TPU ``"highest"`` gives float32-accurate distances). Static.
 
     Returns:
       ``(n, m)`` array of the inputs' float dtype.
     """
     v.check_choice(metric, tuple(_METRICS), name="metric")
-    same = Y is None
-    v.check_ndim(X, 2, name="X")
+    kwargs = _metric_kwargs(metric, p, radius, degrees)
+    same = y is None
+    v.check_ndim(x, 2, name="x")
     if not same:
-        v.check_ndim(Y, 2, name="Y")
-    X, Y = _pair(X, X if same else Y, names=("X", "Y"), broadcast=False)
+        v.check_ndim(y, 2, name="y")
+    x, y = _pair(x, x if same else y, broadcast=False)
     if metric in ("euclidean", "squared_euclidean"):
-        if kwargs:
-            raise TypeError(f"metric={metric!r} takes no keyword arguments, got {sorted(kwargs)}")
-        return _pairwise_euclidean(X, Y, metric == "squared_euclidean", same, precision)
-    out = _pairwise_other(X, Y, metric, kwargs)
+        return _pairwise_euclidean(x, y, squared=metric == "squared_euclidean", same=same, precision=precision)
+    if metric == "great_circle" and x.shape[-1] != 2:
+        raise ValueError(f"x and y must hold (latitude, longitude) pairs, got x.shape={x.shape} and y.shape={y.shape}")
+    out = _METRICS[metric](x[:, None, :], y[None, :, :], **kwargs)
     if same:
         # d(x, x) = 0 for every metric here; rounding in the broadcast form can leave ~1e-16.
         out = jnp.where(jnp.eye(out.shape[0], dtype=bool), jnp.zeros_like(out), out)
     return out
-
-
-def _pairwise_other(X, Y, metric, kwargs):
-    if metric == "minkowski":
-        if set(kwargs) != {"p"}:
-            raise TypeError(f"metric='minkowski' needs exactly the keyword p=, got {sorted(kwargs)}")
-        p = kwargs["p"]
-        v.check_in_range(p, name="p", low=1.0, high=math.inf, high_inclusive=True)
-        if v.is_concrete(p) and math.isinf(float(p)):
-            return _pairwise_broadcast(X, Y, "chebyshev", ())
-        return _pairwise_broadcast(X, Y, "minkowski", (), p)
-    if metric == "great_circle":
-        unknown = set(kwargs) - {"radius", "degrees"}
-        if unknown:
-            raise TypeError(f"metric='great_circle' accepts radius= and degrees=, got {sorted(unknown)}")
-        if X.shape[-1] != 2:
-            raise ValueError(f"X and Y must hold (latitude, longitude) pairs, got X.shape={X.shape} and Y.shape={Y.shape}")
-        radius = kwargs.get("radius", EARTH_RADIUS_KM)
-        v.check_positive(radius, name="radius")
-        return _pairwise_broadcast(X, Y, "great_circle", (("degrees", bool(kwargs.get("degrees", True))),), radius)
-    if kwargs:
-        raise TypeError(f"metric={metric!r} takes no keyword arguments, got {sorted(kwargs)}")
-    if metric == "jaccard":
-        for name, a in (("X", X), ("Y", Y)):
-            if v.is_concrete(a) and a.size and bool(jnp.any(a < 0)):
-                raise ValueError(f"{name} must be non-negative for the Jaccard distance, got a negative entry in {name}.shape={a.shape}")
-    return _pairwise_broadcast(X, Y, metric, ())

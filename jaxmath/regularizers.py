@@ -5,12 +5,15 @@ one long vector ``w`` made of all its leaves: ``l1(params) = Σ_i |w_i|`` runs o
 entry of every leaf. Penalties return a scalar of the leaves' common float dtype; the
 (sub)gradients return a pytree with the structure, shapes and dtypes of ``params``.
 
+Every public function is itself jitted; the scalar hyperparameters (``p``, ``l1_ratio``, ``threshold``) are
+traced, so new values do not recompile. The dtype checks run at trace time; the domains of values
+(``p >= 1``, ``0 <= l1_ratio <= 1``, ``threshold >= 0``) are stated in the docstrings and left to the callers'
+entry points.
+
 Notation of the notes (seed 004, "Norms L1, L2, P-Norm"): ``w_1 … w_N`` the weights.
 """
 
 from __future__ import annotations
-
-import math
 
 import jax
 import jax.numpy as jnp
@@ -62,14 +65,15 @@ def _max_abs(leaves):
     return out
 
 
+def _scalar(value, leaves, *, name):
+    v.check_real(value, name=name)
+    return jnp.asarray(value).astype(_dtype(leaves))
+
+
 # --------------------------------------------------------------------------- L1
 
 
 @jax.jit
-def _l1(params):
-    return _total(_leaves(params), jnp.abs)
-
-
 def l1(params):
     """The 1-norm ``‖w‖₁ = |w_1| + |w_2| + … + |w_N|``.
 
@@ -81,33 +85,27 @@ def l1(params):
     Returns:
       scalar of the leaves' common dtype.
     """
-    _leaves(params)
-    return _l1(params)
+    return _total(_leaves(params), jnp.abs)
 
 
 @jax.jit
-def _l1_subgradient(params):
-    return jax.tree_util.tree_map(jnp.sign, params)
-
-
 def l1_subgradient(params):
     """``∂‖w‖₁/∂w_i = sign(w_i)`` (0 at ``w_i = 0``, the subgradient that keeps zeros at zero).
+
+    Args:
+      params: a pytree of float arrays.
 
     Returns:
       pytree like ``params``.
     """
     _leaves(params)
-    return _l1_subgradient(params)
+    return jax.tree_util.tree_map(jnp.sign, params)
 
 
 # --------------------------------------------------------------------------- L2 and squared L2
 
 
 @jax.jit
-def _squared_l2(params):
-    return _total(_leaves(params), jnp.square)
-
-
 def squared_l2(params):
     """The squared 2-norm ``‖w‖₂² = w_1² + w_2² + … + w_N²`` (the ridge penalty).
 
@@ -117,23 +115,21 @@ def squared_l2(params):
     Returns:
       scalar of the leaves' common dtype.
     """
-    _leaves(params)
-    return _squared_l2(params)
+    return _total(_leaves(params), jnp.square)
 
 
 @jax.jit
-def _squared_l2_gradient(params):
-    return jax.tree_util.tree_map(lambda w: 2 * w, params)
-
-
 def squared_l2_gradient(params):
     """``∂‖w‖₂²/∂w_i = 2 w_i``.
+
+    Args:
+      params: a pytree of float arrays.
 
     Returns:
       pytree like ``params``.
     """
     _leaves(params)
-    return _squared_l2_gradient(params)
+    return jax.tree_util.tree_map(lambda w: 2 * w, params)
 
 
 def _scaled_norm(leaves, p):
@@ -142,18 +138,27 @@ def _scaled_norm(leaves, p):
     Safe at w = 0 for autodiff too (double ``where``): the value is 0 and the gradient 0.
     """
     m = _max_abs(leaves)
-    nonzero = m > 0
+    nonzero = m != 0  # not m > 0: a NaN weight must give a NaN norm, not 0
     safe_m = jnp.where(nonzero, m, jnp.ones_like(m))
     s = _total(leaves, lambda w: jnp.abs(w / safe_m) ** p)
     safe_s = jnp.where(nonzero, s, jnp.ones_like(s))
     return jnp.where(nonzero, safe_m * safe_s ** (1 / p), jnp.zeros_like(m))
 
 
+def _norm_gradient(params, leaves, p):
+    """sign(w)·|w|^(p−1) / ‖w‖^(p−1) = sign(w)·(|w|/‖w‖)^(p−1): the ratio is ≤ 1, so no overflow."""
+    norm = _scaled_norm(leaves, p)
+    zero = norm == 0
+    safe = jnp.where(zero, jnp.ones_like(norm), norm)
+
+    def grad_leaf(w):
+        g = jnp.sign(w) * (jnp.abs(w) / safe.astype(w.dtype)) ** (p - 1)
+        return jnp.where(zero, jnp.zeros_like(w), g)
+
+    return jax.tree_util.tree_map(grad_leaf, params)
+
+
 @jax.jit
-def _l2(params):
-    return _scaled_norm(_leaves(params), 2)
-
-
 def l2(params):
     """The 2-norm ``‖w‖₂ = (w_1² + w_2² + … + w_N²)^(1/2)``, computed without overflow.
 
@@ -163,40 +168,27 @@ def l2(params):
     Returns:
       scalar of the leaves' common dtype.
     """
-    _leaves(params)
-    return _l2(params)
+    return _scaled_norm(_leaves(params), 2)
 
 
 @jax.jit
-def _l2_gradient(params):
-    norm = _l2(params)
-    safe = jnp.where(norm > 0, norm, jnp.ones_like(norm))
-    return jax.tree_util.tree_map(lambda w: jnp.where(norm > 0, w / safe.astype(w.dtype), jnp.zeros_like(w)), params)
-
-
 def l2_gradient(params):
     """``∂‖w‖₂/∂w_i = w_i / ‖w‖₂`` (0 at ``w = 0``, where the norm has a kink).
+
+    Args:
+      params: a pytree of float arrays.
 
     Returns:
       pytree like ``params``.
     """
-    _leaves(params)
-    return _l2_gradient(params)
+    return _norm_gradient(params, _leaves(params), 2)
 
 
 # --------------------------------------------------------------------------- p-norm
 
 
-def _check_p(p):
-    v.check_in_range(p, name="p", low=1.0, high=math.inf)
-
-
 @jax.jit
-def _p_norm(params, p):
-    return _scaled_norm(_leaves(params), p)
-
-
-def p_norm(params, p):
+def p_norm(params, *, p):
     """The p-norm ``‖w‖_p = (|w_1|^p + |w_2|^p + … + |w_N|^p)^(1/p)``.
 
     The notes write ``(w_1^p + … + w_N^p)^(1/p)`` without the absolute values, which is wrong
@@ -205,51 +197,35 @@ def p_norm(params, p):
 
     Args:
       params: a pytree of float arrays.
-      p: the order, a real number ``>= 1`` (may be traced).
+      p: the order, a real number ``>= 1`` (keyword-only, traced; below 1 it is not a norm and
+        that domain is not checked here).
 
     Returns:
       scalar of the leaves' common dtype.
     """
-    _leaves(params)
-    _check_p(p)
-    return _p_norm(params, p)
+    leaves = _leaves(params)
+    return _scaled_norm(leaves, _scalar(p, leaves, name="p"))
 
 
 @jax.jit
-def _p_norm_gradient(params, p):
-    leaves = _leaves(params)
-    norm = _scaled_norm(leaves, p)
-    safe = jnp.where(norm > 0, norm, jnp.ones_like(norm))
-
-    def grad_leaf(w):
-        n = safe.astype(w.dtype)
-        # sign(w)·|w|^(p−1) / ‖w‖^(p−1) = sign(w)·(|w|/‖w‖)^(p−1): the ratio is ≤ 1, so no overflow.
-        g = jnp.sign(w) * (jnp.abs(w) / n) ** (p - 1)
-        return jnp.where(norm > 0, g, jnp.zeros_like(w))
-
-    return jax.tree_util.tree_map(grad_leaf, params)
-
-
-def p_norm_gradient(params, p):
+def p_norm_gradient(params, *, p):
     """``∂‖w‖_p/∂w_i = sign(w_i) · (|w_i| / ‖w‖_p)^(p−1)`` (0 at ``w = 0``; ``sign(w_i)`` for p = 1).
+
+    Args:
+      params: a pytree of float arrays.
+      p: the order, as for :func:`p_norm` (keyword-only, traced).
 
     Returns:
       pytree like ``params``.
     """
-    _leaves(params)
-    _check_p(p)
-    return _p_norm_gradient(params, p)
+    leaves = _leaves(params)
+    return _norm_gradient(params, leaves, _scalar(p, leaves, name="p"))
 
 
 # --------------------------------------------------------------------------- elastic net
 
 
 @jax.jit
-def _elastic_net(params, l1_ratio):
-    leaves = _leaves(params)
-    return l1_ratio * _total(leaves, jnp.abs) + (1 - l1_ratio) / 2 * _total(leaves, jnp.square)
-
-
 def elastic_net(params, *, l1_ratio=0.5):
     """Elastic-net penalty ``ρ ‖w‖₁ + (1 − ρ)/2 ‖w‖₂²`` (scikit-learn's convention).
 
@@ -258,45 +234,36 @@ def elastic_net(params, *, l1_ratio=0.5):
 
     Args:
       params: a pytree of float arrays.
-      l1_ratio: ``ρ`` in [0, 1] (keyword-only).
+      l1_ratio: ``ρ`` in [0, 1] (keyword-only, traced).
 
     Returns:
       scalar of the leaves' common dtype.
     """
-    _leaves(params)
-    v.check_in_range(l1_ratio, name="l1_ratio", low=0.0, high=1.0, high_inclusive=True)
-    return _elastic_net(params, l1_ratio)
+    leaves = _leaves(params)
+    rho = _scalar(l1_ratio, leaves, name="l1_ratio")
+    return rho * _total(leaves, jnp.abs) + (1 - rho) / 2 * _total(leaves, jnp.square)
 
 
 @jax.jit
-def _elastic_net_subgradient(params, l1_ratio):
-    return jax.tree_util.tree_map(lambda w: l1_ratio * jnp.sign(w) + (1 - l1_ratio) * w, params)
-
-
 def elastic_net_subgradient(params, *, l1_ratio=0.5):
     """``ρ sign(w_i) + (1 − ρ) w_i`` (``sign(0) = 0``).
+
+    Args:
+      params: a pytree of float arrays.
+      l1_ratio: ``ρ`` in [0, 1] (keyword-only, traced).
 
     Returns:
       pytree like ``params``.
     """
-    _leaves(params)
-    v.check_in_range(l1_ratio, name="l1_ratio", low=0.0, high=1.0, high_inclusive=True)
-    return _elastic_net_subgradient(params, l1_ratio)
+    rho = _scalar(l1_ratio, _leaves(params), name="l1_ratio")
+    return jax.tree_util.tree_map(lambda w: (rho * jnp.sign(w) + (1 - rho) * w).astype(w.dtype), params)
 
 
 # --------------------------------------------------------------------------- proximal operator
 
 
 @jax.jit
-def _soft_threshold(x, threshold):
-    def shrink(w):
-        lam = jnp.asarray(threshold).astype(w.dtype)
-        return jnp.sign(w) * jnp.maximum(jnp.abs(w) - lam, jnp.zeros_like(w))
-
-    return jax.tree_util.tree_map(shrink, x)
-
-
-def soft_threshold(x, threshold):
+def soft_threshold(x, *, threshold):
     """Soft-thresholding, the proximal operator of ``λ‖w‖₁``: ``S_λ(w) = sign(w) · max(|w| − λ, 0)``.
 
     ``S_λ(w) = argmin_u ½‖u − w‖² + λ‖u‖₁``: entries with ``|w| ≤ λ`` become exactly 0 (the
@@ -305,14 +272,16 @@ def soft_threshold(x, threshold):
 
     Args:
       x: an array or a pytree of float arrays.
-      threshold: ``λ >= 0``, a scalar (or an array broadcastable against every leaf).
+      threshold: ``λ >= 0``, a scalar (or an array broadcastable against every leaf); keyword-only, traced.
 
     Returns:
       same structure, shapes and dtypes as ``x``.
     """
     _leaves(x)
-    if jnp.ndim(threshold) == 0:
-        v.check_positive(threshold, name="threshold", allow_zero=True)
-    elif v.is_concrete(threshold) and bool(jnp.any(jnp.asarray(threshold) < 0)):
-        raise ValueError(f"threshold must be >= 0 everywhere, got a negative entry in threshold.shape={jnp.shape(threshold)}")
-    return _soft_threshold(x, threshold)
+    v.check_real(threshold, name="threshold")
+
+    def shrink(w):
+        lam = jnp.asarray(threshold).astype(w.dtype)
+        return jnp.sign(w) * jnp.maximum(jnp.abs(w) - lam, jnp.zeros_like(w))
+
+    return jax.tree_util.tree_map(shrink, x)

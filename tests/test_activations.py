@@ -179,8 +179,76 @@ def test_get_and_bad_input():
         A.softmax(jnp.float32(1.0))
     with pytest.raises(ValueError, match=r"axis=2 is out of range for z\.shape=\(3, 4\)"):
         A.softmax(jnp.zeros((3, 4), jnp.float32), axis=2)
-    with pytest.raises(TypeError, match="beta must be a real number"):
+    # A string never reaches the function body: jax.jit refuses it at the call, naming the argument's path.
+    with pytest.raises(TypeError, match="path beta"):
         A.sigmoid(jnp.zeros(3, jnp.float32), beta="steep")
+    # Values that do reach tracing are refused there by dtype, with the argument's name.
+    for bad in (None, True, jnp.asarray([1 + 2j])):
+        with pytest.raises(TypeError, match="beta must be a real number"):
+            A.sigmoid(jnp.zeros(3, jnp.float32), beta=bad)
+    with pytest.raises(TypeError, match="negative_slope must be a real number"):
+        A.leaky_relu_derivative(jnp.zeros(3, jnp.float32), negative_slope=None)
+
+
+def test_public_functions_are_themselves_jitted_and_keep_their_docstrings():
+    for name in A.__all__:
+        if name in ("get", "NAMES"):
+            continue
+        f = getattr(A, name)
+        assert hasattr(f, "lower") and hasattr(f, "trace"), f"{name} is not a jax.jit function"
+        assert f.__name__ == name and "Args:" in f.__doc__, name
+    for name in A.NAMES:
+        f, df = A.get(name)
+        assert f is getattr(A, name) and df is getattr(A, name + "_derivative")
+
+
+def test_static_errors_raise_at_trace_time_under_an_outer_jit_and_vmap():
+    z = jnp.zeros((3, 4), jnp.float32)
+    with pytest.raises(ValueError, match=r"axis=2 is out of range for z\.shape=\(3, 4\)"):
+        jax.jit(lambda a: A.softmax(a, axis=2))(z)
+    # under vmap each call sees one row of shape (4,): axis 1 is out of range there
+    with pytest.raises(ValueError, match=r"axis=1 is out of range for z\.shape=\(4,\)"):
+        jax.vmap(lambda a: A.log_softmax(a, axis=1))(z)
+    with pytest.raises(ValueError, match=r"z\.shape=\(\)"):
+        jax.vmap(A.softmax_jacobian)(jnp.zeros(3, jnp.float32))
+    with pytest.raises(TypeError, match="beta must be a real number"):
+        jax.jit(lambda a: A.sigmoid(a, beta=None))(z)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_values_are_not_checked_here_nan_propagates(dtype):
+    # Finite-ness is checked at the host entry points (fit, run_epoch, evaluate, the CLI), once,
+    # on the device; the math functions compute on whatever they get, so NaN flows through.
+    z = jnp.asarray([jnp.nan, 0.0, jnp.inf], dtype)
+    y = np.asarray(A.sigmoid(z))
+    assert np.isnan(y[0]) and y[1] == 0.5 and y[2] == 1.0
+    assert np.isnan(np.asarray(A.tanh(z))[0]) and np.asarray(A.tanh(z))[2] == 1.0
+    assert np.all(np.isnan(np.asarray(A.softmax(z))))
+    assert np.isnan(np.asarray(A.sigmoid(jnp.asarray([1.0], dtype), beta=jnp.nan))[0])
+
+
+def test_sigmoid_and_softmax_do_not_recompile_for_new_hyperparameter_values():
+    chex = pytest.importorskip("chex")
+
+    # chex counts traces of the Python body; jit retraces it only for new shapes/dtypes/static options.
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def layer(z, beta):
+        return A.softmax(A.sigmoid(z, beta=beta) + A.leaky_relu(z, negative_slope=beta / 10))
+
+    z = jnp.asarray(np.random.default_rng(7).normal(size=(3, 5)), jnp.float32)
+    outs = [layer(z, jnp.float32(beta)) for beta in (1.0, 2.0, 3.5)]
+    assert not np.allclose(outs[0], outs[1])
+    with pytest.raises(AssertionError, match="retrace|trace"):
+        layer(jnp.zeros((4, 5), jnp.float32), jnp.float32(1.0))  # a new shape is a new trace
+    # The public functions themselves: beta=1.0 then beta=2.0 reuse one compiled executable.
+    if hasattr(A.sigmoid, "_cache_size"):
+        w = jnp.ones((2, 7), jnp.float32)
+        A.sigmoid(w, beta=1.0)
+        start = A.sigmoid._cache_size()
+        for beta in (2.0, 3.0, -0.5):
+            np.testing.assert_allclose(A.sigmoid(w, beta=beta), 1 / (1 + np.exp(-beta)), rtol=1e-6)
+        assert A.sigmoid._cache_size() == start
 
 
 def test_importing_the_bare_math_pulls_in_no_oracle():

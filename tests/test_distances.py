@@ -116,8 +116,10 @@ def test_hand_values():
     np.testing.assert_allclose(D.euclidean(w, x), math.sqrt(5), rtol=1e-15)
     np.testing.assert_allclose(D.squared_euclidean(w, x), 5.0, rtol=1e-15)
     assert float(D.manhattan(w, x)) == 3.0 and float(D.chebyshev(w, x)) == 2.0
-    np.testing.assert_allclose(D.minkowski(w, x, 3), 9.0 ** (1 / 3), rtol=1e-15)
-    assert float(D.minkowski(w, x, math.inf)) == 2.0
+    np.testing.assert_allclose(D.minkowski(w, x, p=3), 9.0 ** (1 / 3), rtol=1e-15)
+    assert float(D.minkowski(w, x, p=math.inf)) == 2.0
+    np.testing.assert_allclose(D.minkowski(w, x, p=1), 3.0, rtol=1e-15)
+    np.testing.assert_allclose(D.minkowski(w, x, p=2), math.sqrt(5), rtol=1e-15)
     # Jaccard: {0, 1} vs {0, 2} share 1 of 3 → distance 2/3; weighted: Σmin/Σmax = (1 + 0)/(2 + 3) → 0.8
     np.testing.assert_allclose(D.jaccard(jnp.asarray([1, 1, 0, 0]), jnp.asarray([1, 0, 1, 0])), 2 / 3, rtol=1e-6)
     np.testing.assert_allclose(D.jaccard(jnp.asarray([1.0, 0.0], jnp.float64), jnp.asarray([2.0, 3.0], jnp.float64)), 0.8, rtol=1e-15)
@@ -163,7 +165,7 @@ def test_distance_gradients_match_hand_derivatives(dtype):
     np.testing.assert_allclose(jax.grad(D.manhattan)(x, y), np.sign(d), **tol)
     p = 3.0
     np.testing.assert_allclose(
-        jax.grad(lambda a: D.minkowski(a, y, p))(x), np.sign(d) * (np.abs(d) / (np.abs(d) ** p).sum() ** (1 / p)) ** (p - 1), **tol
+        jax.grad(lambda a: D.minkowski(a, y, p=p))(x), np.sign(d) * (np.abs(d) / (np.abs(d) ** p).sum() ** (1 / p)) ** (p - 1), **tol
     )
     # at x = y the root's kink gives 0, not NaN
     np.testing.assert_array_equal(jax.grad(D.euclidean)(x, x), 0.0)
@@ -188,19 +190,55 @@ def test_bad_input():
         D.euclidean(jnp.zeros(3, jnp.float32), jnp.zeros(4, jnp.float32))
     with pytest.raises(ValueError, match=r"x\.shape=\(2, 3\) and y\.shape=\(4, 3\)"):
         D.manhattan(jnp.zeros((2, 3), jnp.float32), jnp.zeros((4, 3), jnp.float32))
-    with pytest.raises(ValueError, match=r"X must be 2-dimensional, got X\.shape=\(3,\)"):
+    with pytest.raises(ValueError, match=r"x must be 2-dimensional, got x\.shape=\(3,\)"):
         D.pairwise_distances(jnp.zeros(3, jnp.float32))
-    with pytest.raises(ValueError, match=r"X\.shape=\(2, 3\) and Y\.shape=\(4, 2\)"):
+    with pytest.raises(ValueError, match=r"x\.shape=\(2, 3\) and y\.shape=\(4, 2\)"):
         D.pairwise_distances(jnp.zeros((2, 3), jnp.float32), jnp.zeros((4, 2), jnp.float32))
     with pytest.raises(ValueError, match="metric must be one of"):
         D.pairwise_distances(jnp.zeros((2, 3), jnp.float32), metric="hamming")
-    with pytest.raises(TypeError, match="needs exactly the keyword p="):
+    with pytest.raises(TypeError, match="metric='minkowski' needs the keyword p="):
         D.pairwise_distances(jnp.zeros((2, 3), jnp.float32), metric="minkowski")
-    with pytest.raises(ValueError, match=r"p must be in \[1.0, inf\], got p=0.5"):
-        D.minkowski(jnp.zeros(3, jnp.float32), jnp.ones(3, jnp.float32), 0.5)
-    with pytest.raises(ValueError, match="x must be non-negative for the Jaccard distance"):
-        D.jaccard(jnp.asarray([-1.0, 1.0], jnp.float32), jnp.ones(2, jnp.float32))
+    with pytest.raises(TypeError, match="metric='cosine' does not take p="):
+        D.pairwise_distances(jnp.zeros((2, 3), jnp.float32), metric="cosine", p=2.0)
+    with pytest.raises(TypeError, match="p must be a real number"):
+        D.minkowski(jnp.zeros(3, jnp.float32), jnp.ones(3, jnp.float32), p=None)
+    with pytest.raises(TypeError, match="path p"):
+        D.minkowski(jnp.zeros(3, jnp.float32), jnp.ones(3, jnp.float32), p="3")
+    with pytest.raises(TypeError):
+        D.minkowski(jnp.zeros(3, jnp.float32), jnp.ones(3, jnp.float32), 3.0)  # p is keyword-only
     with pytest.raises(ValueError, match=r"latitude, longitude.*x\.shape=\(3,\)"):
         D.great_circle(jnp.zeros(3, jnp.float32), jnp.zeros(3, jnp.float32))
-    with pytest.raises(ValueError, match="radius must be > 0, got radius=-1"):
-        D.great_circle(jnp.zeros(2, jnp.float32), jnp.zeros(2, jnp.float32), radius=-1)
+    with pytest.raises(TypeError, match="radius must be a real number"):
+        D.great_circle(jnp.zeros(2, jnp.float32), jnp.zeros(2, jnp.float32), radius=None)
+
+
+def test_static_errors_raise_under_an_outer_jit_and_vmap():
+    with pytest.raises(ValueError, match=r"x\.shape=\(3,\) and y\.shape=\(4,\)"):
+        jax.jit(D.euclidean)(jnp.zeros(3, jnp.float32), jnp.zeros(4, jnp.float32))
+    with pytest.raises(ValueError, match=r"x\.shape=\(3,\) and y\.shape=\(2,\)"):
+        jax.vmap(lambda a, b: D.minkowski(a, b, p=3.0))(jnp.zeros((5, 3), jnp.float32), jnp.zeros((5, 2), jnp.float32))
+    with pytest.raises(ValueError, match=r"x must be 2-dimensional, got x\.shape=\(3,\)"):
+        jax.vmap(D.pairwise_distances)(jnp.zeros((2, 3), jnp.float32))
+    with pytest.raises(ValueError, match="latitude, longitude"):
+        jax.jit(lambda a: D.pairwise_distances(a, metric="great_circle"))(jnp.zeros((2, 3), jnp.float32))
+
+
+def test_public_functions_are_jitted_and_p_is_traced():
+    for name in D.__all__:
+        if name != "EARTH_RADIUS_KM":
+            assert hasattr(getattr(D, name), "lower"), name
+    x, y = _points(jnp.float32, n=4, m=4, d=3)
+    # p is traced: new orders reuse one compiled executable, and p = inf needs no special call.
+    if hasattr(D.minkowski, "_cache_size"):
+        D.minkowski(x, y, p=1.5)
+        start = D.minkowski._cache_size()
+        for p in (2.0, 3.0, math.inf):
+            D.minkowski(x, y, p=p)
+        assert D.minkowski._cache_size() == start
+    np.testing.assert_allclose(D.minkowski(x, y, p=math.inf), D.chebyshev(x, y), rtol=1e-6)
+    np.testing.assert_allclose(D.minkowski(x, y, p=2.0), D.euclidean(x, y), rtol=1e-5)
+    # the gradient in x at p = inf is Chebyshev's (finite), at p traced too
+    g = jax.grad(lambda a, q: D.minkowski(a, y[0], p=q))(x[0], jnp.float32(math.inf))
+    np.testing.assert_allclose(g, jax.grad(D.chebyshev)(x[0], y[0]), atol=1e-6)
+    # values are not checked here: NaN propagates (the entry points check finiteness)
+    assert np.isnan(float(D.euclidean(jnp.asarray([jnp.nan, 0.0]), jnp.zeros(2))))

@@ -121,7 +121,17 @@ def test_elementwise_distances_symmetric_and_zero_on_identical_points(x, y):
     for f in (D.euclidean, D.squared_euclidean, D.manhattan, D.chebyshev, D.cosine):
         np.testing.assert_allclose(np.asarray(f(x, y)), np.asarray(f(y, x)), rtol=1e-6, atol=1e-6)
         np.testing.assert_array_equal(np.asarray(f(x, x)), 0.0)
-    np.testing.assert_allclose(D.minkowski(x, y, 3.0), D.minkowski(y, x, 3.0), rtol=1e-6)
+    np.testing.assert_allclose(D.minkowski(x, y, p=3.0), D.minkowski(y, x, p=3.0), rtol=1e-6)
+
+
+@SETTINGS
+@given(x=_array((4, 3), -1e3, 1e3), y=_array((4, 3), -1e3, 1e3), p=st.floats(1.0, 64.0))
+def test_minkowski_lies_between_chebyshev_and_manhattan_for_any_traced_order(x, y, p):
+    # p is traced: every example reuses one compiled function; ‖d‖_∞ ≤ ‖d‖_p ≤ ‖d‖_1.
+    x, y = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
+    d = np.asarray(D.minkowski(x, y, p=p))
+    assert np.all(d >= np.asarray(D.chebyshev(x, y)) * (1 - 1e-12))
+    assert np.all(d <= np.asarray(D.manhattan(x, y)) * (1 + 1e-12))
 
 
 @SETTINGS
