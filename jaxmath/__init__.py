@@ -7,6 +7,10 @@ jit and vmap, and run unchanged on CPU, GPU and TPU.
 
 The bare math:   activations, losses, regularizers, distances, stats
 Families:        optim, models, training, unsupervised, datasets, bench, devices
+
+``import jaxmath`` loads jax and numpy and nothing heavier: ``jaxmath.plot`` (matplotlib, the ``plot`` extra)
+and the command line (``jaxmath.cli``) are imported only by whoever uses them, and tqdm only when a progress
+bar is shown. Check with ``python -X importtime -c "import jaxmath"``.
 """
 
 __version__ = "0.1.0"

@@ -78,3 +78,36 @@ def test_the_test_oracles_are_installed():
     oracles = ("torch", "sklearn", "scipy", "minisom", "hypothesis", "matplotlib", "nbclient", "nbformat")
     missing = [name for name in oracles if importlib.util.find_spec(name) is None]
     assert not missing, f'test oracles missing: {missing}; install with pip install -e ".[dev]"'
+
+
+def _inits():
+    import numpy as np
+
+    from jaxmath.models import lasso, linear_regression, logistic_regression, mlp, perceptron, sigmoid_neuron
+    from jaxmath.unsupervised import competitive, hebbian, kmeans, som
+
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    return {
+        "mlp.make(...).init": lambda key: mlp.make((2, 3, 2)).init(key),
+        "mlp.init": lambda key: mlp.init(key, (2, 3, 2)),
+        "linear_regression.init": lambda key: linear_regression.init(key, 2),
+        "lasso.init": lambda key: lasso.init(key, 2),
+        "logistic_regression.init": lambda key: logistic_regression.init(key, 2, num_classes=3),
+        "perceptron.init": lambda key: perceptron.init(key, 2),
+        "sigmoid_neuron.init": lambda key: sigmoid_neuron.init(key, 2),
+        "hebbian.init": lambda key: hebbian.init(key, 2),
+        "competitive.init": lambda key: competitive.init(key, x, num_neurons=2),
+        "kmeans.init": lambda key: kmeans.init(key, x, num_clusters=2),
+        "som.init": lambda key: som.init(key, x, rows=2, cols=2),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_inits()))
+def test_an_int_key_gets_a_clear_error_and_a_real_key_works(name):
+    import jax
+
+    init = _inits()[name]
+    with pytest.raises(TypeError, match=r"jax\.random\.key\(0\)"):
+        init(0)
+    for key in (jax.random.key(0), jax.random.PRNGKey(0)):  # typed and raw keys are both accepted
+        assert jax.tree_util.tree_leaves(init(key))

@@ -1,6 +1,6 @@
 """The default benchmark suite of ``jaxmath bench``: the notes' workloads on synthetic MNIST-shaped data.
 
-Cases (``size="full"``, the issue's settings):
+Cases (``size="full"``, MNIST-sized):
 
 * ``mlp-784-16-16-10``: the notes' network (sigmoid, sum of squares, SGD), one train step at batch 128;
   loop/fused modes walk through the batches of a 60,000-image synthetic epoch.
@@ -241,7 +241,7 @@ def run_suite(
 
     Args:
       cases: from ``default_cases`` (default: all of them at ``size``).
-      size: "full" (the issue's settings), "small" or "tiny".
+      size: "full" (MNIST-sized), "small" or "tiny".
       devices: default ``distinct_devices()``: each accelerator kind present plus the CPU.
       precision: matmul precision for every matmul ("default", "high", "highest"; None = JAX's default).
       dtype: "float32" or "bfloat16" (MLP matmuls in bfloat16, float32 params).
@@ -305,7 +305,7 @@ def run_suite(
 
 
 def summary(records: Sequence[Record]) -> list[str]:
-    """The issue's headline ratios from one run, one line each, per device."""
+    """The headline ratios of one run, one line each, per device."""
     lines = []
     by_dev: dict[str, dict[tuple[str, str], Record]] = {}
     for r in records:

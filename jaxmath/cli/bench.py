@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction, help_text: str) -> None:
 
     parser = subparsers.add_parser(name="bench", help=help_text, description=help_text)
     parser.add_argument("--size", choices=SIZES, default="full",
-                        help="full: the issue's settings (under 2 minutes on a 2-core CPU); small; tiny (a smoke test)")
+                        help="full: MNIST-sized workloads (the default); small; tiny (a smoke test)")
     parser.add_argument("--quick", action="store_true", help="same as --size tiny")
     parser.add_argument("--case", dest="cases", action="append", choices=CASES, metavar="CASE",
                         help=f"run only this case (repeatable): {', '.join(CASES)}")
