@@ -81,7 +81,7 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args(argv)
 
-    key_p, key_g = jax.random.split(jax.random.PRNGKey(0))
+    key_p, key_g = jax.random.split(jax.random.key(0))
     params = make_tree(args.params, args.leaves, key_p)
     grads = make_tree(args.params, args.leaves, key_g)
     opt = optim.adam(learning_rate=LEARNING_RATE, b1=B1, b2=B2, eps=EPS)

@@ -40,7 +40,7 @@ def check_same_shape(a: Any, b: Any, *, names: Sequence[str] = ("predictions", "
         )
 
 
-def check_same_length(a: Any, b: Any, *, names: Sequence[str] = ("X", "y")) -> None:
+def check_same_length(a: Any, b: Any, *, names: Sequence[str] = ("x", "y")) -> None:
     """``a`` and ``b`` must have the same number of rows (leading axis)."""
     sa, sb = shape_of(a), shape_of(b)
     if not sa or not sb or sa[0] != sb[0]:

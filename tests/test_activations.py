@@ -231,6 +231,8 @@ def test_sigmoid_and_softmax_do_not_recompile_for_new_hyperparameter_values():
     chex = pytest.importorskip("chex")
 
     # chex counts traces of the Python body; jit retraces it only for new shapes/dtypes/static options.
+    chex.clear_trace_counter()  # chex keys its counter on the source, shared across parametrized runs
+
     @jax.jit
     @chex.assert_max_traces(n=1)
     def layer(z, beta):

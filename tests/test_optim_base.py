@@ -1,5 +1,6 @@
 """The optimizer contract: validation, tree-structure errors, jit (one trace), vmap over learning rates, dtypes."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,6 +110,29 @@ def test_bad_hyperparameters_raise_value_error_naming_the_argument(build, argume
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("bad", ["0.1", "fast", True, None, 1j])
+def test_learning_rate_that_is_not_a_real_number_raises_type_error_naming_it(name, bad):
+    # float("0.1") parses and True == 1: both would train silently without the type check.
+    with pytest.raises(TypeError, match=r"learning_rate must be a real number, got learning_rate="):
+        OPTIMIZERS[name](bad)
+
+
+@pytest.mark.parametrize(
+    "build,argument",
+    [
+        (lambda: optim.sgd(learning_rate=0.1, momentum="0.9"), "momentum"),
+        (lambda: optim.adam(learning_rate=0.1, b1="0.9"), "b1"),
+        (lambda: optim.adamw(learning_rate=0.1, weight_decay=False), "weight_decay"),
+        (lambda: optim.rmsprop(learning_rate=0.1, eps="1e-8"), "eps"),
+        (lambda: optim.constant(value="0.1"), "value"),
+    ],
+)
+def test_other_hyperparameters_that_are_not_numbers_raise_type_error(build, argument):
+    with pytest.raises(TypeError, match=f"{argument} must be a real number"):
+        build()
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_state_is_named_and_counts(name):
     opt = OPTIMIZERS[name](0.1)
     params = nested_params(jnp.float32)
@@ -126,11 +150,12 @@ def test_state_is_named_and_counts(name):
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_jitted_train_step_traces_once_over_ten_calls(name):
     opt = OPTIMIZERS[name](0.05)
-    traces = []
+
+    chex.clear_trace_counter()  # chex keys its counter on the source, shared across parametrized runs
 
     @jax.jit
+    @chex.assert_max_traces(n=1)
     def train_step(params, state, xy):
-        traces.append(1)
         value, grads = jax.value_and_grad(loss)(params, xy)
         updates, state = opt.update(grads, state, params)
         return optim.apply_updates(params, updates), state, value
@@ -141,7 +166,6 @@ def test_jitted_train_step_traces_once_over_ten_calls(name):
     for i in range(10):
         params, state, value = train_step(params, state, batch(jnp.float32, seed=i % 2))
         losses.append(float(value))
-    assert len(traces) == 1
     assert int(state.count) == 10 and np.all(np.isfinite(losses))
 
 
@@ -168,8 +192,7 @@ def test_vmap_over_sixteen_learning_rates_equals_single_runs(name):
     single = jax.jit(run)
     for i in (0, 7, 15):
         alone, _ = single(learning_rates[i])
-        for a, b in zip(jax.tree_util.tree_leaves(swept), jax.tree_util.tree_leaves(alone)):
-            np.testing.assert_allclose(a[i], b, rtol=1e-10, atol=1e-14)
+        chex.assert_trees_all_close(jax.tree_util.tree_map(lambda a: a[i], swept), alone, rtol=1e-10, atol=1e-14)
     # Different learning rates really give different parameters.
     first = jax.tree_util.tree_leaves(swept)[0]
     assert not np.allclose(first[0], first[15])
