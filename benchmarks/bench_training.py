@@ -6,7 +6,9 @@ the real MNIST training split (``train``, 60,000 images; ``--samples`` takes a l
   run_epoch        jaxmath.training.run_epoch: one compiled lax.scan, uint8 data on the device, on-device
                    shuffling, each step gathers its rows of the device array, metrics as scan outputs
   prebatched_scan  the same step in a lax.scan over batches cut once beforehand ((steps, 128, 28, 28) on the
-                   device, no shuffle, no gather): what the per-step row gather costs run_epoch
+                   device, no shuffle, no gather, no finite check): what the per-step row gather costs run_epoch
+  prebatched_guarded  the same, with run_epoch's per-step finite check (reject a non-finite step): separates
+                   the gather from the guard
   run_epoch_logistic  run_epoch over a loss written with jax.nn.sigmoid (lax.logistic) instead of
                    jaxmath.activations.sigmoid: separates the engine's cost from the activation's
   flax_style       as the JAX and flax MNIST examples write it: float32 images in host memory, a NumPy
@@ -40,7 +42,7 @@ import numpy as np
 from jaxmath import optim
 from jaxmath.models import mlp
 from jaxmath.training import make_classifier_loss, make_train_step, run_epoch
-from jaxmath.training.epoch import _epoch_core
+from jaxmath.training.epoch import _epoch_core, _tree_all_finite
 
 SIZES = (784, 16, 16, 10)
 BATCH = 128
@@ -226,14 +228,31 @@ def main(argv=None):
     def prebatched(state, xs, ys):
         return jax.lax.scan(lambda st, batch: train_step.pure(st, batch), state, (xs, ys))
 
-    scan_holder = {"state": fresh_state()}
+    @functools.partial(jax.jit, donate_argnums=(0,))
+    def prebatched_guarded(state, xs, ys):
+        def body(carry, batch):  # run_epoch's guard: keep the last finite state
+            current, first_bad = carry
+            candidate, metrics = train_step.pure(current, batch)
+            ok = (first_bad < 0) & jnp.isfinite(metrics["loss"]) & _tree_all_finite(candidate.params)
+            current = jax.tree_util.tree_map(lambda new, old: jax.lax.select(ok, new, old), candidate, current)
+            return (current, jnp.where((first_bad < 0) & ~ok, 0, first_bad)), metrics
 
-    def prebatched_epoch():
-        st, m = prebatched(scan_holder["state"], x_batches, y_batches)
-        jax.block_until_ready((st, m))
-        scan_holder["state"] = st
+        (state, _), metrics = jax.lax.scan(body, (state, jnp.asarray(-1, jnp.int32)), (xs, ys))
+        return state, metrics
 
-    prebatched_epoch()  # compile
+    def scan_runner(fn):
+        holder = {"state": fresh_state()}
+
+        def go():
+            st, m = fn(holder["state"], x_batches, y_batches)
+            jax.block_until_ready((st, m))
+            holder["state"] = st
+
+        go()  # compile
+        return go
+
+    prebatched_epoch = scan_runner(prebatched)
+    guarded_epoch = scan_runner(prebatched_guarded)
 
     # Baselines as users write them: float32 pixels scaled once, like the examples' input pipelines.
     x_host = images_u8.reshape(n, -1).astype(np.float32) / np.float32(255)
@@ -249,13 +268,14 @@ def main(argv=None):
         from threadpoolctl import threadpool_limits
     except ImportError:
         threadpool_limits = None
-    results = {"run_epoch": [], "prebatched_scan": [], "run_epoch_logistic": [], "flax_style": [],
-               "jax_loop": [], "numpy": []}
+    results = {"run_epoch": [], "prebatched_scan": [], "prebatched_guarded": [], "run_epoch_logistic": [],
+               "flax_style": [], "jax_loop": [], "numpy": []}
     if threadpool_limits is not None:
         results["numpy_1thread"] = []
     for r in range(args.repeats):
         results["run_epoch"] += time_calls(jaxmath_epoch, 1)
         results["prebatched_scan"] += time_calls(prebatched_epoch, 1)
+        results["prebatched_guarded"] += time_calls(guarded_epoch, 1)
         results["run_epoch_logistic"] += time_calls(logistic_epoch, 1)
         p = params_plain()
         results["flax_style"] += time_calls(lambda: flax_style_epoch(p, x_host, labels_host, r), 1)
@@ -335,8 +355,10 @@ def main(argv=None):
         "numpy / run_epoch": ratio(report["epoch"], "numpy", "run_epoch"),
         **({"numpy 1 BLAS thread / run_epoch": ratio(report["epoch"], "numpy_1thread", "run_epoch")}
            if "numpy_1thread" in report["epoch"] else {}),
-        "run_epoch / prebatched_scan (cost of the row gather)": ratio(report["epoch"], "run_epoch",
-                                                                      "prebatched_scan"),
+        "run_epoch / prebatched_scan (shuffle + row gather + finite check)": ratio(report["epoch"], "run_epoch",
+                                                                                   "prebatched_scan"),
+        "run_epoch / prebatched_guarded (shuffle + row gather)": ratio(report["epoch"], "run_epoch",
+                                                                       "prebatched_guarded"),
         "run_epoch / run_epoch_logistic (cost of jaxmath's sigmoid)": ratio(report["epoch"], "run_epoch",
                                                                             "run_epoch_logistic"),
         "jaxmath step / bare jit step, same loss": ratio(report["step"], "jaxmath_step", "bare_same_loss"),
