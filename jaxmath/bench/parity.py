@@ -16,7 +16,6 @@ entries near zero do not blow it up.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -52,12 +51,12 @@ def max_errors(actual: Any, reference: Any) -> tuple[float, float]:
     return worst_abs, worst_rel
 
 
-def _outputs_and_grads(params, x, labels, *, precision, compute_dtype, activation):
+def _outputs_and_grads(params, x, labels, *, sizes, precision, compute_dtype, activation):
     from jaxmath import losses
     from jaxmath.models import mlp
 
-    apply = functools.partial(mlp.apply, activation=activation, output="identity", precision=precision,
-                              compute_dtype=compute_dtype)
+    apply = mlp.make(sizes, activation=activation, output="identity", precision=precision,
+                     compute_dtype=compute_dtype).apply
 
     @jax.jit
     def run(params, x, labels):
@@ -82,7 +81,7 @@ def parity_report(
     """Errors of the MLP's outputs and gradients on ``device`` against CPU float32 at "highest".
 
     Args:
-      sizes: MLP layer sizes (float32 params from ``jaxmath.models.mlp.init``).
+      sizes: MLP layer sizes (float32 params from ``mlp.make(sizes).init``).
       batch: rows of the random input batch (inputs ~ U[0, 1), like scaled pixels).
       precisions: matmul precisions to try.
       compute_dtypes: "float32" and/or "bfloat16" (``mlp.apply(compute_dtype=...)``, params stay float32).
@@ -103,15 +102,16 @@ def parity_report(
     x = rng.random((batch, sizes[0]), dtype=np.float32)
     labels = rng.integers(0, sizes[-1], size=(batch,)).astype(np.int32)
     with jax.default_device(cpu):
-        params = mlp.init(jax.random.PRNGKey(seed), sizes, dtype=jnp.float32)
+        params = mlp.make(sizes, dtype="float32").init(jax.random.key(seed))
     ref_args = jax.device_put((params, x, labels), cpu)
-    reference = _outputs_and_grads(*ref_args, precision="highest", compute_dtype=None, activation=activation)
+    reference = _outputs_and_grads(*ref_args, sizes=sizes, precision="highest", compute_dtype=None,
+                                   activation=activation)
     dev_args = jax.device_put((params, x, labels), device)
     rows = []
     for dtype in compute_dtypes:
         for precision in precisions:
             out, grads = _outputs_and_grads(
-                *dev_args, precision=precision, compute_dtype=None if dtype == "float32" else jnp.bfloat16,
+                *dev_args, sizes=sizes, precision=precision, compute_dtype=None if dtype == "float32" else "bfloat16",
                 activation=activation,
             )
             o_abs, o_rel = max_errors(out, reference[0])

@@ -103,15 +103,13 @@ def _mlp_workload(sizes, *, samples, batch, activation, output, loss, optimizer,
     from jaxmath import training
     from jaxmath.models import mlp
 
-    apply_fn = functools.partial(
-        mlp.apply, activation=activation, output=output, precision=precision, compute_dtype=compute_dtype
-    )
-    loss_fn = training.make_classifier_loss(apply_fn, num_classes=10, loss=loss)
+    model = mlp.make(sizes, activation=activation, output=output, precision=precision,
+                     compute_dtype=compute_dtype)
+    loss_fn = training.make_classifier_loss(model, num_classes=10, loss=loss)
     # The bare step: the benchmark jits it itself (and must reuse its input state between repeats,
     # so the library's buffer donation is off).
     step = training.make_train_step(loss_fn, optimizer, jit=False)
-    params = mlp.init(jax.random.PRNGKey(0), sizes)
-    state = training.TrainState.create(params, optimizer, key=jax.random.PRNGKey(1))
+    state = step.init(model.init(jax.random.key(0)), key=jax.random.key(1))
     images, labels = synthetic_mnist(samples)
     images, labels = jnp.asarray(images), jnp.asarray(labels)
 
@@ -129,35 +127,37 @@ def _logreg_workload(*, samples, precision, learning_rate=0.5):
     from jaxmath.models import logistic_regression as logreg
 
     images, labels = synthetic_mnist(samples)
-    X = jnp.asarray(images.reshape(samples, -1), jnp.float32) / 255.0
-    y = jnp.asarray(labels, jnp.int32)
-    params = logreg.init(784, num_classes=10)
-    grad = jax.grad(functools.partial(logreg.loss, penalty=None, precision=precision))
+    x = jnp.asarray(images.reshape(samples, -1), jnp.float32) / 255.0
+    labels = jnp.asarray(labels, jnp.int32)
+    params = logreg.init(jax.random.key(0), 784, num_classes=10)
 
-    def step(params, X, y):
-        g = grad(params, X, y)
+    def objective(params, x, labels):
+        return logreg.loss(params, x, labels, penalty=None, precision=precision)
+
+    def step(params, x, labels):
+        g = jax.grad(objective)(params, x, labels)
         return jax.tree_util.tree_map(lambda p, gp: p - learning_rate * gp, params, g)
 
-    def body(params, i, X, y):
-        return step(params, X, y)
+    def body(params, i, x, labels):
+        return step(params, x, labels)
 
-    return Workload(step, (params, X, y), body, params, (X, y))
+    return Workload(step, (params, x, labels), body, params, (x, labels))
 
 
 def _kmeans_workload(*, samples, precision, num_clusters=10):
     from jaxmath.unsupervised import kmeans
 
     images, _ = synthetic_mnist(samples)
-    X = jnp.asarray(images.reshape(samples, -1), jnp.float32) / 255.0
-    centroids = X[:num_clusters]
+    x = jnp.asarray(images.reshape(samples, -1), jnp.float32) / 255.0
+    centroids = x[:num_clusters]
 
-    def step(X, centroids):
-        return kmeans.lloyd_step(X, centroids, precision=precision)[0]
+    def step(x, centroids):
+        return kmeans.lloyd_step(centroids, x, precision=precision)[0]
 
-    def body(centroids, i, X):
-        return step(X, centroids)
+    def body(centroids, i, x):
+        return step(x, centroids)
 
-    return Workload(step, (X, centroids), body, centroids, (X,))
+    return Workload(step, (x, centroids), body, centroids, (x,))
 
 
 def default_cases(
