@@ -47,17 +47,17 @@ def register(subparsers: Any, help_text: str) -> None:
         "mlp", help="The notes' MNIST network (784-16-16-10 sigmoid by default).",
         description="Train an MLP on MNIST with jaxmath.training.fit and print a results table. "
                     "Train, validation and eval splits must not overlap (--allow-overlap to allow it).")
-    mlp.add_argument("--train", default="train", help="training split, e.g. 'train', 'train[:8000]' (default train)")
-    mlp.add_argument("--eval", default="test", help="evaluation split, reported once at the end (default test)")
+    mlp.add_argument("--train", default="train", metavar="SPLIT", help="training split, e.g. 'train', 'train[:8000]' (default train)")
+    mlp.add_argument("--eval", default="test", metavar="SPLIT", help="evaluation split, reported once at the end (default test)")
     mlp.add_argument("--val", default=None, metavar="SPLIT",
                      help="validation split, e.g. 'train[-5000:]': checked after every epoch, used by --patience; "
                           "the params of the epoch with the lowest validation loss are kept (default: none)")
     mlp.add_argument("--allow-overlap", action="store_true",
                      help="allow train, val and eval splits that share examples (the accuracy is then not a "
                           "held-out figure)")
-    mlp.add_argument("--data-dir", default=None, help="data root holding mnist/ (default $JAXMATH_DATA_DIR, "
+    mlp.add_argument("--data-dir", default=None, metavar="DIR", help="data root holding mnist/ (default $JAXMATH_DATA_DIR, "
                                                       "else ~/.cache/jaxmath, downloaded there on first use)")
-    mlp.add_argument("--hidden", default="16,16", help="hidden layer widths, comma-separated (default 16,16)")
+    mlp.add_argument("--hidden", default="16,16", metavar="WIDTHS", help="hidden layer widths, comma-separated (default 16,16)")
     mlp.add_argument("--activation", default="sigmoid", help=f"hidden activation: {activations} (default sigmoid)")
     mlp.add_argument("--loss", default="sum_of_squares",
                      help="a name of jaxmath.losses: sum_of_squares (the notes'), mse (its mean; both on sigmoid "
@@ -76,7 +76,7 @@ def register(subparsers: Any, help_text: str) -> None:
         description="Train an MLP to classify points inside/outside the Batman curve and draw the logo.")
     logo.add_argument("--points", type=int, default=20_000, help="training points (default 20000)")
     logo.add_argument("--eval-points", type=int, default=5_000, help="fresh evaluation points (default 5000)")
-    logo.add_argument("--hidden", default="64,64", help="hidden layer widths (default 64,64)")
+    logo.add_argument("--hidden", default="64,64", metavar="WIDTHS", help="hidden layer widths (default 64,64)")
     logo.add_argument("--activation", default="tanh", help=f"hidden activation: {activations} (default tanh)")
     logo.add_argument("--optimizer", default="adam", help=f"one of {', '.join(OPTIMIZERS)} (default adam)")
     logo.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
