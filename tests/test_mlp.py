@@ -161,6 +161,10 @@ def test_make_carries_the_config_and_equals_apply_with_the_options():
         mlp.make((3, 2), activation="gelu")
     with pytest.raises(ValueError, match="sizes"):
         mlp.make((3,))
+    with pytest.raises(ValueError, match="precision must be one of"):
+        mlp.make((3, 2), precision="fast")
+    with pytest.raises(TypeError, match="compute_dtype must be a floating dtype"):
+        mlp.make((3, 2), compute_dtype="int8")
 
 
 # ----------------------------------------------------------------------------- apply

@@ -37,6 +37,7 @@ Params = list  # list[tuple[jax.Array, jax.Array]]
 SCHEMES = ("glorot", "he", "normal")
 ACTIVATIONS = _activations.NAMES
 OUTPUTS = ("identity", "sigmoid", "softmax")
+PRECISIONS = ("default", "high", "highest")  # the names jaxmath.devices.precision knows
 LOSSES = ("sum_of_squares", "mse", "softmax_cross_entropy")
 
 __all__ = ["make", "init", "apply", "count_params", "backprop", "SCHEMES", "ACTIVATIONS", "OUTPUTS", "LOSSES"]
@@ -82,8 +83,11 @@ def make(
     V.check_choice(scheme, SCHEMES, name="scheme")
     dtype_name = jnp.dtype(dtype).name
     compute_name = None if compute_dtype is None else jnp.dtype(compute_dtype).name
-    if precision is not None and not isinstance(precision, str):
-        raise TypeError(f"precision must be None or a name ('default', 'high', 'highest'), got {precision!r}")
+    for name, value in (("dtype", dtype_name), ("compute_dtype", compute_name)):
+        if value is not None and not jnp.issubdtype(value, jnp.floating):
+            raise TypeError(f"{name} must be a floating dtype, got {name}={value!r}")
+    if precision is not None:
+        V.check_choice(precision, PRECISIONS, name="precision")
     config = {
         "name": "mlp", "sizes": [int(n) for n in sizes], "activation": activation, "output": output, "scheme": scheme,
         "dtype": dtype_name, "precision": precision, "compute_dtype": compute_name,
