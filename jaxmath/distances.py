@@ -117,8 +117,7 @@ def manhattan(x, y):
     """Manhattan (city-block, L1) distance ``Σ_i |x_i − y_i|``.
 
     Args:
-      x: ``(..., d)`` float array.
-      y: ``(..., d)`` float array, leading axes broadcastable against ``x``.
+      x, y: ``(..., d)`` float arrays (leading axes broadcast).
 
     Returns:
       ``(...)`` array.
@@ -132,8 +131,7 @@ def chebyshev(x, y):
     """Chebyshev (L∞) distance ``max_i |x_i − y_i|``, the limit of Minkowski as ``p → ∞``.
 
     Args:
-      x: ``(..., d)`` float array.
-      y: ``(..., d)`` float array, leading axes broadcastable against ``x``.
+      x, y: ``(..., d)`` float arrays (leading axes broadcast).
 
     Returns:
       ``(...)`` array.
@@ -185,8 +183,7 @@ def cosine(x, y):
     vector is at distance 1 from any non-zero vector and 0 from another zero vector.
 
     Args:
-      x: ``(..., d)`` float array.
-      y: ``(..., d)`` float array, leading axes broadcastable against ``x``.
+      x, y: ``(..., d)`` float arrays (leading axes broadcast).
 
     Returns:
       ``(...)`` array.

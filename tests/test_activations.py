@@ -171,6 +171,11 @@ def test_activations_work_under_jit_and_vmap():
     np.testing.assert_allclose(g, 0.7 * A.sigmoid_derivative(jnp.float32(0.91)), rtol=1e-5)
 
 
+def test_the_tests_cover_every_registered_activation():
+    # activations.NAMES is the one registry; these tests read it rather than keep a list of their own.
+    assert {name for name, _ in ELEMENTWISE} == set(A.NAMES)
+
+
 def test_get_and_bad_input():
     assert A.get("tanh") == (A.tanh, A.tanh_derivative)
     with pytest.raises(ValueError, match="name must be one of .*'softplus'"):
