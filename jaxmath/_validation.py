@@ -68,7 +68,11 @@ def check_finite(x: Any, *, name: str) -> None:
     dtype = np.result_type(x) if not hasattr(x, "dtype") else x.dtype
     if not np.issubdtype(dtype, np.inexact):
         return
-    if bool(_all_finite(x)):
+    # A concrete array checked while an outer jit traces (a closed-over constant) must still be reduced
+    # now, not turned into a tracer.
+    with jax.ensure_compile_time_eval():
+        ok = bool(_all_finite(x))
+    if ok:
         return
     arr = np.asarray(x)
     bad = ~np.isfinite(arr.astype(np.float32) if arr.dtype.itemsize < 4 else arr)
@@ -172,7 +176,8 @@ def check_labels(labels: Any, num_classes: int, *, name: str = "labels") -> None
         raise TypeError(f"{name} must be integer class labels, got {name}.dtype={np.dtype(dtype).name}")
     if np.size(labels) == 0:
         return
-    lo, hi = (int(v) for v in _min_max(labels))
+    with jax.ensure_compile_time_eval():
+        lo, hi = (int(v) for v in _min_max(labels))
     if lo < 0 or hi >= num_classes:
         raise ValueError(
             f"{name} must lie in [0, {num_classes}), got values from {lo} to {hi} in {name}.shape={shape_of(labels)}"
