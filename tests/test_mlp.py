@@ -325,7 +325,8 @@ def test_backprop_notes_example_replayed_in_torch():
     grads = mlp.backprop(params, x, y, activation="sigmoid", output="sigmoid", loss="sum_of_squares")
 
     tp = [
-        (torch.tensor(w, dtype=torch.float64, requires_grad=True), torch.tensor(b, dtype=torch.float64, requires_grad=True))
+        (torch.tensor(w, dtype=torch.float64, requires_grad=True),
+         torch.tensor(b, dtype=torch.float64, requires_grad=True))
         for w, b in NOTES_PARAMS
     ]
     a = torch.tensor(NOTES_X, dtype=torch.float64)

@@ -146,7 +146,9 @@ def test_reusing_a_donated_state_gets_a_jaxmath_message():
     images, labels = _data(16)
     x, y = jnp.asarray(images), jnp.asarray(labels)
     step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.5))
-    message = re.escape("state was donated to a previous run_epoch/step call and its buffers are gone: use the state it returned")
+    message = re.escape(
+        "state was donated to a previous run_epoch/step call and its buffers are gone: use the state it returned"
+    )
     state = step.init(_params(), key=jax.random.key(0))
     new_state, _ = step(state, (x, y))
     with pytest.raises(ValueError, match=message):

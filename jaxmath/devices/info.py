@@ -51,7 +51,9 @@ def detect_accelerators(
     smi = which("nvidia-smi")
     if smi:
         found["gpu"].append(f"nvidia-smi at {smi}")
-    nodes = sorted(p for p in glob.glob(os.path.join(dev, "nvidia*")) if re.fullmatch(r"nvidia\d+", os.path.basename(p)))
+    nodes = sorted(
+        p for p in glob.glob(os.path.join(dev, "nvidia*")) if re.fullmatch(r"nvidia\d+", os.path.basename(p))
+    )
     if nodes:
         found["gpu"].append(f"{len(nodes)} device node(s) like /dev/{os.path.basename(nodes[0])}")
     accel = sorted(p for p in glob.glob(os.path.join(dev, "accel*")) if re.fullmatch(r"accel\d+", os.path.basename(p)))

@@ -45,7 +45,9 @@ def as_precision(precision: Any) -> lax.Precision | None:
         return precision
     if isinstance(precision, str) and precision.lower() in _BY_NAME:
         return _BY_NAME[precision.lower()]
-    raise ValueError(f"precision must be None or one of {PRECISIONS} (or a jax.lax.Precision), got precision={precision!r}")
+    raise ValueError(
+        f"precision must be None or one of {PRECISIONS} (or a jax.lax.Precision), got precision={precision!r}"
+    )
 
 
 def precision_name(precision: Any) -> str:

@@ -12,7 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmath import _validation as V
-from jaxmath.training.epoch import _check_epoch_args, _check_label_values, _check_train_step, _epoch_core, _evaluate_core
+from jaxmath.training.epoch import (
+    _check_epoch_args,
+    _check_label_values,
+    _check_train_step,
+    _epoch_core,
+    _evaluate_core,
+)
 from jaxmath.training.fit import BAR_FORMAT, FitInfo, _prepare_data, progress_postfix
 from jaxmath.training.state import TrainState
 from jaxmath.training.step import DONATED_MESSAGE, TrainStep, _pure_step, check_not_donated, is_donated
@@ -46,7 +52,10 @@ def init_ensemble(keys: jax.Array, *, init_fn: Callable, train_step: TrainStep) 
 
 def _ensemble_epoch(train_step, batch_size, states, x, labels, learning_rates):
     def member(state, lr):
-        step = train_step.pure if lr is None else _pure_step(train_step.loss_fn, train_step.optimizer_fn(learning_rate=lr))
+        if lr is None:
+            step = train_step.pure
+        else:
+            step = _pure_step(train_step.loss_fn, train_step.optimizer_fn(learning_rate=lr))
         return _epoch_core(step, batch_size, state, x, labels)
 
     if learning_rates is None:
@@ -67,7 +76,8 @@ def _check_ensemble(states, train_step, learning_rates):
     if learning_rates is not None:
         if jnp.shape(learning_rates) != k:
             raise ValueError(
-                f"learning_rates must have shape {k} (one per model), got learning_rates.shape={jnp.shape(learning_rates)}"
+                f"learning_rates must have shape {k} (one per model), "
+                f"got learning_rates.shape={jnp.shape(learning_rates)}"
             )
         if train_step.optimizer_fn is None:
             raise TypeError(
@@ -132,7 +142,9 @@ _evaluate_ensemble = jax.jit(
 )
 
 
-def evaluate_ensemble(params: Any, x: jax.Array, labels: jax.Array, *, loss_fn: Callable, batch_size: int = 1000) -> dict:
+def evaluate_ensemble(
+    params: Any, x: jax.Array, labels: jax.Array, *, loss_fn: Callable, batch_size: int = 1000
+) -> dict:
     """``evaluate`` for K stacked params at once.
 
     Args:

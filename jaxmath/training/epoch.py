@@ -107,7 +107,8 @@ def _check_epoch_args(x, labels, batch_size):
 def _check_train_step(train_step):
     if not isinstance(train_step, TrainStep):
         raise TypeError(
-            f"train_step must be a TrainStep from jaxmath.training.make_train_step(loss_fn, optimizer), got {train_step!r}"
+            "train_step must be a TrainStep from jaxmath.training.make_train_step(loss_fn, optimizer), "
+            f"got {train_step!r}"
         )
 
 

@@ -76,7 +76,8 @@ def make_classifier_loss(
             targets = jax.nn.one_hot(labels, num_classes, dtype=outputs.dtype)
             value = getattr(_losses, loss)(outputs, targets)
         # At least float32: a bfloat16 mean of 0/1 values would round the accuracy to 8 bits.
-        accuracy = jnp.mean((jnp.argmax(outputs, axis=-1) == labels).astype(jnp.promote_types(outputs.dtype, jnp.float32)))
+        hits = jnp.argmax(outputs, axis=-1) == labels
+        accuracy = jnp.mean(hits.astype(jnp.promote_types(outputs.dtype, jnp.float32)))
         return value, {"accuracy": accuracy}
 
     loss_fn.num_classes = num_classes
