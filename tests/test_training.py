@@ -287,6 +287,33 @@ def test_run_epoch_and_evaluate_refuse_labels_outside_the_loss_classes():
                        batch_size=4)
 
 
+def test_value_checks_look_at_the_dtype_first_and_reduce_once_on_the_device(monkeypatch):
+    from jaxmath import _validation
+
+    images, labels = _data(16)
+    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.5))
+    calls = {"finite": 0, "min_max": 0}
+    real_finite, real_min_max = _validation._all_finite, _validation._min_max
+
+    def counted(name, fn):
+        def wrapper(*args):
+            calls[name] += 1
+            return fn(*args)
+
+        return wrapper
+
+    monkeypatch.setattr(_validation, "_all_finite", counted("finite", real_finite))
+    monkeypatch.setattr(_validation, "_min_max", counted("min_max", real_min_max))
+    x, y = jax.device_put(images), jax.device_put(labels)
+    state = step.init(_params(), key=jax.random.key(0))
+    state, _ = training.run_epoch(state, x, y, train_step=step, batch_size=4)
+    assert calls == {"finite": 0, "min_max": 1}  # uint8 pixels are never read; labels: one min/max
+    training.fit(state, x, y, train_step=step, num_epochs=3, batch_size=4, progress=False)
+    assert calls == {"finite": 0, "min_max": 2}  # fit checks once, not every epoch
+    training.fit(state, x.astype(jnp.float32), y, train_step=step, num_epochs=1, batch_size=4, progress=False)
+    assert calls == {"finite": 1, "min_max": 3}  # float pixels: one finite reduction
+
+
 def _exploding_setup(n=8):
     """loss = mean(x)·Σ w² with x ≡ 1 and SGD η = 100: w_{k+1} = -199 w_k overflows float32 on a known step."""
     images = np.ones((n, 1), np.float32)
