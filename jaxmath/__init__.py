@@ -13,7 +13,7 @@ and the command line (``jaxmath.cli``) are imported only by whoever uses them, a
 bar is shown. Check with ``python -X importtime -c "import jaxmath"``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from jaxmath import activations as activations
 from jaxmath import losses as losses

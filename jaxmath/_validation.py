@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,21 +41,32 @@ def check_same_shape(a: Any, b: Any, *, names: Sequence[str] = ("predictions", "
         )
 
 
+def _abstract(x: Any) -> jax.ShapeDtypeStruct:
+    # chex reads only shapes here; an abstract value keeps it from copying lists or host arrays.
+    return jax.ShapeDtypeStruct(shape_of(x), np.float32)
+
+
 def check_same_length(a: Any, b: Any, *, names: Sequence[str] = ("x", "y")) -> None:
     """``a`` and ``b`` must have the same number of rows (leading axis)."""
     sa, sb = shape_of(a), shape_of(b)
-    if not sa or not sb or sa[0] != sb[0]:
+    try:
+        if not sa or not sb:
+            raise AssertionError("a scalar has no rows")
+        chex.assert_equal_shape_prefix([_abstract(a), _abstract(b)], prefix_len=1)
+    except AssertionError:
         raise ValueError(
             f"{names[0]} and {names[1]} must have the same number of rows, got "
             f"{names[0]}.shape={sa} and {names[1]}.shape={sb}"
-        )
+        ) from None
 
 
 def check_ndim(x: Any, ndim: int | Sequence[int], *, name: str) -> None:
     allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-    if np.ndim(x) not in allowed:
+    try:
+        chex.assert_rank(_abstract(x), set(allowed))
+    except AssertionError:
         want = " or ".join(str(n) for n in allowed)
-        raise ValueError(f"{name} must be {want}-dimensional, got {name}.shape={shape_of(x)}")
+        raise ValueError(f"{name} must be {want}-dimensional, got {name}.shape={shape_of(x)}") from None
 
 
 def check_finite(x: Any, *, name: str) -> None:
