@@ -97,18 +97,3 @@ def _check_weights_data(params, x):
     if x.shape[1] != params.shape[2]:
         raise ValueError(f"x must have {params.shape[2]} features like params, got x.shape={tuple(x.shape)} "
                          f"and params.shape={tuple(params.shape)}")
-
-
-def _check_data(x):
-    V.check_ndim(x, 2, name="x")
-    if x.shape[0] == 0:
-        raise ValueError(f"x must hold at least one sample, got x.shape={tuple(x.shape)}")
-
-
-def _check_weights_data(params, x):
-    V.check_ndim(params, 3, name="params")
-    G.check_grid(params.shape[0], params.shape[1])
-    _check_data(x)
-    if x.shape[1] != params.shape[2]:
-        raise ValueError(f"x must have {params.shape[2]} features like params, got x.shape={tuple(x.shape)} "
-                         f"and params.shape={tuple(params.shape)}")
