@@ -1,0 +1,155 @@
+"""2-D convolution three ways: the definition (shifts and slices), im2col (one matmul) and XLA's kernel.
+
+As in deep-learning libraries (and JAX), "convolution" is the cross-correlation: the kernel is not flipped.
+With x in NHWC, w in HWIO, stride s, dilation d and the input zero-padded to x̃:
+
+    y[b, p, q, o] = Σ_{i<kh} Σ_{j<kw} Σ_c  x̃[b, p·s_h + i·d_h, q·s_w + j·d_w, c] · w[i, j, c, o]
+
+``"direct"`` writes this sum literally: one strided slice of x̃ per window offset (i, j), times w[i, j].
+``"im2col"`` gathers the same slices into a patch matrix P with one row per output pixel and one column per
+(i, j, c), so that y = P · W with W = w reshaped to (kh·kw·c_in, c_out): one large matmul, the form a
+systolic array (``jaxmath.devices.systolic``) runs. ``"xla"`` calls ``lax.conv_general_dilated``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxmath._validation import check_choice, check_ndim
+from jaxmath.conv._geometry import Geometry, crop_spatial, geometry, pad_spatial, window_slices
+
+METHODS = ("xla", "direct", "im2col")
+
+
+def conv_geometry(x_shape, w_shape, *, stride=1, padding="VALID", dilation=1) -> Geometry:
+    """Static checks of a convolution's shapes and options; the normalized ``Geometry``."""
+    if len(x_shape) != 4:
+        raise ValueError(f"x must be 4-dimensional (n, h, w, c_in) in NHWC, got x.shape={tuple(x_shape)}")
+    if len(w_shape) != 4:
+        raise ValueError(f"w must be 4-dimensional (kh, kw, c_in, c_out) in HWIO, got w.shape={tuple(w_shape)}")
+    if x_shape[3] != w_shape[2]:
+        raise ValueError(
+            f"w's input channels must match x's channels: w.shape[2]={w_shape[2]} but x.shape[3]={x_shape[3]} "
+            f"(x.shape={tuple(x_shape)}, w.shape={tuple(w_shape)})"
+        )
+    if min(w_shape[:2]) < 1 or w_shape[3] < 1:
+        raise ValueError(f"w must be non-empty, got w.shape={tuple(w_shape)}")
+    return geometry(x_shape[1:3], w_shape[:2], stride=stride, padding=padding, dilation=dilation)
+
+
+def im2col_geo(x, geo: Geometry):
+    """Patch matrix of ``x`` for ``geo``: (n·oh·ow, kh·kw·c_in), columns ordered (i, j, c) like w.reshape."""
+    xp = pad_spatial(x, geo.pads)
+    cols = [xp[idx] for _, idx in window_slices(geo)]  # each (n, oh, ow, c)
+    patches = jnp.stack(cols, axis=3)  # (n, oh, ow, kh·kw, c)
+    n, oh, ow = patches.shape[:3]
+    return patches.reshape(n * oh * ow, -1)
+
+
+def col2im_geo(cols, x_shape, geo: Geometry):
+    """Adjoint of ``im2col_geo``: add each patch-matrix entry back onto the input pixel it was read from."""
+    n, _, _, c = x_shape
+    (kh, kw), (oh, ow) = geo.window, geo.out
+    cols = cols.reshape(n, oh, ow, kh, kw, c)
+    (top, bottom), (left, right) = geo.pads
+    xp = jnp.zeros((n, x_shape[1] + top + bottom, x_shape[2] + left + right, c), cols.dtype)
+    for (i, j), idx in window_slices(geo):
+        xp = xp.at[idx].add(cols[:, :, :, i, j, :])
+    return crop_spatial(xp, geo.pads)
+
+
+@functools.partial(jax.jit, static_argnames=("kernel_size", "stride", "padding", "dilation"))
+def im2col(x, *, kernel_size, stride=1, padding="VALID", dilation=1):
+    """The patch matrix P of a convolution: ``conv2d(x, w) == (P @ w.reshape(-1, c_out)).reshape(n, oh, ow, c_out)``.
+
+    Args:
+      x: (n, h, w, c) array, NHWC.
+      kernel_size: (kh, kw).
+      stride, padding, dilation: as in ``conv2d``.
+
+    Returns:
+      (n·oh·ow, kh·kw·c) array of x's dtype; row (b, p, q) holds the window of output pixel (p, q) of image b,
+      column (i, j, c) the pixel at window offset (i, j), channel c.
+    """
+    check_ndim(x, 4, name="x")
+    geo = geometry(x.shape[1:3], tuple(kernel_size), stride=stride, padding=padding, dilation=dilation,
+                   name="kernel_size")
+    return im2col_geo(x, geo)
+
+
+@functools.partial(jax.jit, static_argnames=("x_shape", "kernel_size", "stride", "padding", "dilation"))
+def col2im(cols, *, x_shape, kernel_size, stride=1, padding="VALID", dilation=1):
+    """The adjoint (transpose) of ``im2col``: sums every patch entry back onto its input pixel.
+
+    Args:
+      cols: (n·oh·ow, kh·kw·c) array.
+      x_shape: (n, h, w, c), the input shape ``im2col`` was applied to.
+
+    Returns:
+      (n, h, w, c) array; padding positions are dropped.
+    """
+    x_shape = tuple(x_shape)
+    if len(x_shape) != 4:
+        raise ValueError(f"x_shape must have 4 entries (n, h, w, c), got x_shape={x_shape}")
+    geo = geometry(x_shape[1:3], tuple(kernel_size), stride=stride, padding=padding, dilation=dilation,
+                   name="kernel_size")
+    n, c = x_shape[0], x_shape[3]
+    want = (n * geo.out[0] * geo.out[1], geo.window[0] * geo.window[1] * c)
+    if tuple(cols.shape) != want:
+        raise ValueError(f"cols must have shape {want} for x_shape={x_shape}, got cols.shape={tuple(cols.shape)}")
+    return col2im_geo(cols, x_shape, geo)
+
+
+def _direct(x, w, geo, precision):
+    n, (oh, ow), c_out = x.shape[0], geo.out, w.shape[3]
+    xp = pad_spatial(x, geo.pads)
+    y = jnp.zeros((n, oh, ow, c_out), jnp.result_type(x, w))
+    for (i, j), idx in window_slices(geo):
+        y = y + jnp.einsum("bpqc,co->bpqo", xp[idx], w[i, j], precision=precision)
+    return y
+
+
+def _im2col(x, w, geo, precision):
+    n, (oh, ow), c_out = x.shape[0], geo.out, w.shape[3]
+    patches = im2col_geo(x, geo)
+    y = jnp.matmul(patches, w.reshape(-1, c_out), precision=precision)
+    return y.reshape(n, oh, ow, c_out)
+
+
+def _xla(x, w, geo, precision):
+    dtype = jnp.result_type(x, w)
+    return lax.conv_general_dilated(
+        x.astype(dtype), w.astype(dtype), window_strides=geo.stride, padding=geo.pads, rhs_dilation=geo.dilation,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("stride", "padding", "dilation", "method", "precision"))
+def conv2d(x, w, *, stride=1, padding="VALID", dilation=1, method="xla", precision=None):
+    """2-D convolution (cross-correlation) of NHWC images with HWIO kernels.
+
+        y[b, p, q, o] = Σ_{i,j,c} x̃[b, p·s_h + i·d_h, q·s_w + j·d_w, c] · w[i, j, c, o]
+
+    x̃ is ``x`` zero-padded, s = ``stride``, d = ``dilation``.
+
+    Args:
+      x: (n, h, w, c_in) float array.
+      w: (kh, kw, c_in, c_out) float array.
+      stride: int or (s_h, s_w), >= 1.
+      padding: "VALID" (none), "SAME" (output size ceil(h / s_h), XLA's split), an int p (p on every side),
+        (p_h, p_w), or ((top, bottom), (left, right)). Tuples, not lists (static arguments are hashed).
+      dilation: int or (d_h, d_w), >= 1: the kernel's taps are d apart.
+      method: "xla" (``lax.conv_general_dilated``), "direct" (the sum above, a slice per tap) or "im2col"
+        (patch matrix times kernel matrix). All three agree to rounding.
+      precision: passed to the matmuls / XLA convolution (None: the backend's default).
+
+    Returns:
+      (n, oh, ow, c_out) array of dtype ``result_type(x, w)``, oh = (h + top + bottom − d_h(kh − 1) − 1) // s_h + 1.
+    """
+    check_choice(method, METHODS, name="method")
+    geo = conv_geometry(x.shape, w.shape, stride=stride, padding=padding, dilation=dilation)
+    return {"xla": _xla, "direct": _direct, "im2col": _im2col}[method](x, w, geo, precision)
