@@ -20,6 +20,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxmath._validation import check_integer, check_ndim
@@ -38,7 +39,8 @@ def pool_geometry(x_shape, window, stride, padding) -> Geometry:
 
 
 def _lowest(dtype):
-    return jnp.array(-jnp.inf if jnp.issubdtype(dtype, jnp.inexact) else jnp.iinfo(dtype).min, dtype)
+    # A concrete host scalar, so that lax.reduce_window recognises the max / add monoid and can differentiate.
+    return np.array(-np.inf if jnp.issubdtype(dtype, jnp.inexact) else jnp.iinfo(dtype).min, dtype)
 
 
 def _reduce(x, geo, init, op):
@@ -70,7 +72,7 @@ def avg_pool(x, *, window=2, stride=None, padding="VALID"):
     Args and returns as ``max_pool``; padded zeros count in the mean.
     """
     geo = pool_geometry(x.shape, window, stride, padding)
-    total = _reduce(x, geo, jnp.array(0, x.dtype), lax.add)
+    total = _reduce(x, geo, np.array(0, x.dtype), lax.add)
     return total / jnp.array(geo.window[0] * geo.window[1], x.dtype)
 
 
