@@ -1,5 +1,7 @@
-"""Devices: what JAX runs on, matmul precision, data parallelism on sharding, a systolic-array model."""
+"""Devices: what JAX runs on, matmul precision, data parallelism on sharding (one or many processes),
+a systolic-array model."""
 
+from jaxmath.devices import distributed as distributed
 from jaxmath.devices import info as info
 from jaxmath.devices import parallel as parallel
 from jaxmath.devices import precision as precision

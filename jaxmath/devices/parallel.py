@@ -96,8 +96,23 @@ def shard_batch(batch: Any, mesh: Mesh, *, axis_name: str = BATCH_AXIS) -> Any:
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
-    """Copy params / optimizer state / train state to every device of the mesh."""
-    return jax.device_put(tree, replicated_sharding(mesh))
+    """Copy params / optimizer state / train state to every device of the mesh.
+
+    With several processes every process passes the same values (same key, same init) and each fills its
+    own devices: ``device_put`` cannot reach another process's devices.
+    """
+    sharding = replicated_sharding(mesh)
+    if jax.process_count() > 1:
+        def put(leaf):
+            if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+                data = jax.random.key_data(leaf)
+                impl = jax.random.key_impl(leaf)
+                return jax.random.wrap_key_data(put(data), impl=impl)
+            host = np.asarray(leaf)
+            return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+        return jax.tree_util.tree_map(put, tree)
+    return jax.device_put(tree, sharding)
 
 
 def data_parallel(
