@@ -56,6 +56,15 @@ def solve_dtype(dtype: Any) -> jnp.dtype:
     return dtype if jnp.finfo(dtype).bits >= 32 else jnp.dtype(jnp.float32)
 
 
+def check_features(params: dict, x: Any) -> None:
+    """Static check (trace time): x is (n, d) or (d,) with d = params["w"].shape[0]."""
+    v.check_ndim(x, (1, 2), name="x")
+    d = params["w"].shape[0]
+    if np.shape(x)[-1] != d:
+        raise ValueError(f"x must have {d} features on its last axis (params['w'].shape={params['w'].shape}), "
+                         f"got x.shape={np.shape(x)}")
+
+
 def check_xy(x: Any, y: Any, *, y_ndim=(1, 2), y_name: str = "y", check_y_finite: bool = True) -> None:
     """Host entry check: x (n, d), y (n,) or (n, k), same rows; then no NaN/Inf (one device reduction each)."""
     v.check_ndim(x, 2, name="x")

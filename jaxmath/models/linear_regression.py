@@ -59,26 +59,17 @@ def init(key, num_features: int, *, num_outputs: int | None = None, dtype=jnp.fl
     return {"w": jnp.zeros((num_features, num_outputs), dtype), "b": jnp.zeros((num_outputs,), dtype)}
 
 
-def _check_inputs(params: dict, x) -> None:
-    """Static check (trace time): x is (n, d) or (d,) with d = params["w"].shape[0]."""
-    v.check_ndim(x, (1, 2), name="x")
-    d = params["w"].shape[0]
-    if np.shape(x)[-1] != d:
-        raise ValueError(f"x must have {d} features on its last axis (params['w'].shape={params['w'].shape}), "
-                         f"got x.shape={np.shape(x)}")
-
-
 @partial(jax.jit, static_argnames=("precision",))
 def apply(params: dict, x: jax.Array, *, precision=None) -> jax.Array:
     """f(x, Θ) = x w + b: x (n, d) -> (n,) (or (n, k) for a (d, k) w)."""
-    _check_inputs(params, x)
+    _fitting.check_features(params, x)
     return _fitting.linear(params, x, precision=precision)
 
 
 @partial(jax.jit, static_argnames=("precision",))
 def loss(params: dict, x: jax.Array, y: jax.Array, *, precision=None) -> jax.Array:
     """Q(Θ) = 1/(2N) Σ_j (f(x_j, Θ) − y_j)² (summed over outputs for a (n, k) y): a scalar."""
-    _check_inputs(params, x)
+    _fitting.check_features(params, x)
     r = _fitting.linear(params, x, precision=precision) - y
     return 0.5 * jnp.sum(r * r) / x.shape[0]
 

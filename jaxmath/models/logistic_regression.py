@@ -67,18 +67,10 @@ def init(key, num_features: int, *, num_classes: int = 2, dtype=jnp.float32) -> 
     return {"w": jnp.zeros((num_features, num_classes), dtype), "b": jnp.zeros((num_classes,), dtype)}
 
 
-def _check_inputs(params, x):
-    v.check_ndim(x, (1, 2), name="x")
-    d = params["w"].shape[0]
-    if np.shape(x)[-1] != d:
-        raise ValueError(f"x must have {d} features on its last axis (params['w'].shape={params['w'].shape}), "
-                         f"got x.shape={np.shape(x)}")
-
-
 @partial(jax.jit, static_argnames=("precision",))
 def logits(params: dict, x: jax.Array, *, precision=None) -> jax.Array:
     """z = x w + b: (n, d) -> (n,) binary, (n, k) multinomial."""
-    _check_inputs(params, x)
+    _fitting.check_features(params, x)
     return _fitting.linear(params, x, precision=precision)
 
 

@@ -43,6 +43,15 @@ LOSSES = ("sum_of_squares", "mse", "softmax_cross_entropy")
 __all__ = ["make", "init", "apply", "count_params", "backprop", "SCHEMES", "ACTIVATIONS", "OUTPUTS", "LOSSES"]
 
 
+def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
+    sizes = tuple(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must list at least two layer widths (input and output), got sizes={sizes!r}")
+    for i, n in enumerate(sizes):
+        V.check_integer(n, name=f"sizes[{i}]", minimum=1)
+    return sizes
+
+
 def make(
     sizes: Sequence[int],
     *,
@@ -71,11 +80,7 @@ def make(
       ``Model`` whose ``config`` is ``{"name": "mlp", "sizes": [...], "activation": ..., "output": ...,
       "scheme": ..., "dtype": ..., "precision": ..., "compute_dtype": ...}`` (JSON-serialisable).
     """
-    sizes = tuple(sizes)
-    if len(sizes) < 2:
-        raise ValueError(f"sizes must list at least two layer widths (input and output), got sizes={sizes!r}")
-    for i, n in enumerate(sizes):
-        V.check_integer(n, name=f"sizes[{i}]", minimum=1)
+    sizes = _check_sizes(sizes)
     V.check_choice(activation, ACTIVATIONS, name="activation")
     V.check_choice(output, OUTPUTS, name="output")
     if scheme is None:
@@ -121,11 +126,7 @@ def init(key: jax.Array, sizes: Sequence[int], *, scheme: str = "glorot", dtype:
       list of L pairs ``(W, b)``: ``W`` is ``(n_{l-1}, n_l)``, ``b`` is ``(n_l,)``, both ``dtype``.
     """
     V.check_key(key)
-    sizes = tuple(sizes)
-    if len(sizes) < 2:
-        raise ValueError(f"sizes must list at least two layer widths (input and output), got sizes={sizes!r}")
-    for i, n in enumerate(sizes):
-        V.check_integer(n, name=f"sizes[{i}]", minimum=1)
+    sizes = _check_sizes(sizes)
     V.check_choice(scheme, SCHEMES, name="scheme")
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"dtype must be a floating dtype, got dtype={dtype!r}")
