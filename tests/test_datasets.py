@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import re
 import struct
 import threading
 from pathlib import Path
@@ -369,6 +370,169 @@ def test_default_root_is_env_then_home(tmp_path, monkeypatch):
     assert mnist_module.data_root() == tmp_path
     monkeypatch.delenv("JAXMATH_DATA_DIR")
     assert mnist_module.data_root() == Path.home() / ".cache" / "jaxmath"
+
+
+# ---------------------------------------------------------------- deadlines, progress, cache faults
+
+
+class FakeClock:
+    """Monotonic seconds that advance only when the fake network says so: no wall clock in these tests."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def dribble(clock, payload, *, seconds_per_chunk, chunk=1):
+    """A fetcher streaming ``payload`` ``chunk`` bytes at a time, each taking ``seconds_per_chunk``."""
+    def fetch(url):
+        def chunks():
+            for i in range(0, len(payload), chunk):
+                clock.now += seconds_per_chunk
+                yield payload[i:i + chunk]
+        return chunks()
+    return fetch
+
+
+NAME = "t10k-labels-idx1-ubyte.gz"
+
+
+def test_a_dribbling_server_is_cut_off_by_the_deadline_for_the_whole_file(tmp_path, patched_checksums):
+    # One byte per simulated second never trips a per-read timeout; the per-file deadline cuts it at 5 s.
+    clock = FakeClock()
+    fetch = dribble(clock, patched_checksums[NAME], seconds_per_chunk=1.0)
+    with pytest.raises(DownloadError) as info:
+        mnist_module.download(NAME, tmp_path, mirrors=("http://a/", "http://b/"), fetch=fetch, deadline=5.0,
+                              clock=clock, progress=False)
+    assert info.value.failures == [
+        ("http://a/", "timed out: 6 bytes received within the 5 s deadline for one file"),
+        ("http://b/", "not tried: the 5 s deadline for this file had passed"),
+    ]
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_stream_within_the_deadline_is_joined_and_verified(tmp_path, patched_checksums):
+    clock = FakeClock()
+    payload = patched_checksums[NAME]
+    fetch = dribble(clock, payload, seconds_per_chunk=0.01, chunk=7)
+    path = mnist_module.download(NAME, tmp_path, fetch=fetch, deadline=len(payload), clock=clock, progress=False)
+    assert path.read_bytes() == payload
+
+
+def test_progress_bar_in_bytes_only_when_the_download_takes_over_a_second(tmp_path, patched_checksums, capsys):
+    payload = patched_checksums[NAME]
+    clock = FakeClock()
+    mnist_module.download(NAME, tmp_path / "slow", fetch=dribble(clock, payload, seconds_per_chunk=0.5, chunk=10),
+                          deadline=1e9, clock=clock)
+    bar = capsys.readouterr().err
+    # The bar appears once 1 s has passed (3 chunks of 10 bytes at 0.5 s each), counting bytes.
+    assert f"{NAME}: 30.0B [" in bar and "B/s]" in bar, bar
+    clock = FakeClock()
+    mnist_module.download(NAME, tmp_path / "fast", fetch=dribble(clock, payload, seconds_per_chunk=0.0, chunk=10),
+                          clock=clock)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_silent_or_dribbling_http_server_times_out_with_one_exact_line(tmp_path):
+    # A real loopback socket: headers, then one byte every 0.1 s (or nothing at all); deadline 0.5 s.
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                silent = b"/silent/" in conn.recv(4096)
+                if silent:
+                    stop.wait(5)
+                    continue
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\n")
+                while not stop.is_set():
+                    try:
+                        conn.sendall(b"x")
+                    except OSError:
+                        break
+                    stop.wait(0.1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    try:
+        with pytest.raises(DownloadError) as info:
+            mnist_module.download(NAME, tmp_path, mirrors=(url,), sha256="0" * 64, deadline=0.5, progress=False)
+        (_, dribbling), = info.value.failures
+        with pytest.raises(DownloadError) as info:
+            mnist_module.download(NAME, tmp_path, mirrors=(url + "silent/",), sha256="0" * 64, deadline=0.5,
+                                  progress=False)
+        (_, silent), = info.value.failures
+    finally:
+        stop.set()
+        listener.close()
+    assert re.fullmatch(r"timed out: \d+ of 1,000 bytes received within the 0.5 s deadline for one file",
+                        dribbling), dribbling
+    assert silent == "timed out: no response within the 0.5 s deadline for one file", silent
+
+
+def test_permission_denied_on_the_cache_is_one_exact_line(tmp_path, patched_checksums, monkeypatch):
+    # The OS call is mocked, so this holds when the tests run as root too.
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(mnist_module.tempfile, "NamedTemporaryFile", denied)
+    with pytest.raises(PermissionError) as info:
+        load_mnist("test", data_dir=tmp_path, fetch=lambda url: patched_checksums[url.rsplit("/", 1)[1]])
+    assert str(info.value) == (f"cannot write to {tmp_path / 'mnist'}: permission denied; make it writable, "
+                               "or set JAXMATH_DATA_DIR (or data_dir) to a folder you can write")
+
+
+def test_an_unreadable_file_is_called_unreadable_not_incomplete(tmp_path, monkeypatch):
+    write_mnist_pair(tmp_path, n=4)
+    real_open = open
+
+    def open_denied(path, *args, **kwargs):
+        if str(path).endswith("t10k-images-idx3-ubyte.gz"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(mnist_module, "open", open_denied, raising=False)
+    path = tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz"
+    with pytest.raises(PermissionError) as info:
+        parse_idx(path, magic=0x803)
+    assert str(info.value) == f"{path}: permission denied: the file cannot be read; fix its permissions"
+    assert "gzip" not in str(info.value)
+
+
+def test_a_directory_in_the_way_is_named_as_such(tmp_path):
+    (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError) as info:
+        load_mnist("test", data_dir=tmp_path, mirrors=())
+    path = tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz"
+    assert str(info.value) == (f"{path} is a directory, not the MNIST file: remove or rename it so the file "
+                               "can be put there")
+
+
+def test_stale_part_files_are_removed_by_the_next_download_but_not_a_live_one(tmp_path, patched_checksums):
+    import fcntl
+
+    stale = tmp_path / f".{NAME}.killed.part"
+    live = tmp_path / f".{NAME}.running.part"
+    other = tmp_path / ".t10k-images-idx3-ubyte.gz.killed.part"
+    for part in (stale, live, other):
+        part.write_bytes(b"half a download")
+    with open(live, "rb") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # as a download in progress holds it
+        mnist_module.download(NAME, tmp_path, fetch=lambda url: patched_checksums[NAME], progress=False)
+        assert not stale.exists() and live.exists() and other.exists()
+    assert (tmp_path / NAME).read_bytes() == patched_checksums[NAME]
 
 
 # ---------------------------------------------------------------- Batman logo
