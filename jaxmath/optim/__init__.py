@@ -15,6 +15,7 @@ from jaxmath.optim.base import EmptyState as EmptyState
 from jaxmath.optim.base import GradientTransformation as GradientTransformation
 from jaxmath.optim.base import Optimizer as Optimizer
 from jaxmath.optim.base import apply_updates as apply_updates
+from jaxmath.optim.base import checked_schedule as checked_schedule
 from jaxmath.optim.base import current_learning_rate as current_learning_rate
 from jaxmath.optim.rmsprop import RMSpropState as RMSpropState
 from jaxmath.optim.rmsprop import rmsprop as rmsprop

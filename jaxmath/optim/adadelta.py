@@ -63,9 +63,10 @@ def adadelta(*, learning_rate: base.ScalarOrSchedule = 1.0, rho: float = 0.9, ep
         )
 
     def update(grads, state, params=None):
-        base.check_same_structure(grads, state.mean_square_grad, names=("grads", "state.mean_square_grad"))
+        base.check_state_like(state.mean_square_grad, grads, name="state.mean_square_grad")
+        base.check_state_like(state.mean_square_delta, grads, name="state.mean_square_delta")
         if params is not None:
-            base.check_same_structure(grads, params, names=("grads", "params"))
+            base.check_state_like(params, grads, name="params", dtypes=False)
         eta = base.learning_rate_at(learning_rate, state.count)
         count = base.increment(state.count)
 

@@ -68,9 +68,9 @@ def adagrad(
         return AdagradState(count, base.learning_rate_leaf(learning_rate, count), sum_of_squares)
 
     def update(grads, state, params=None):
-        base.check_same_structure(grads, state.sum_of_squares, names=("grads", "state.sum_of_squares"))
+        base.check_state_like(state.sum_of_squares, grads, name="state.sum_of_squares")
         if params is not None:
-            base.check_same_structure(grads, params, names=("grads", "params"))
+            base.check_state_like(params, grads, name="params", dtypes=False)
         eta = base.learning_rate_at(learning_rate, state.count)
         count = base.increment(state.count)
 

@@ -117,9 +117,12 @@ def _adam(learning_rate, *, b1, b2, eps, eps_root, amsgrad, weight_decay) -> bas
         return AdamState(count, base.learning_rate_leaf(learning_rate, count), mu, nu, nu_max)
 
     def update(grads, state, params=None):
-        base.check_same_structure(grads, state.mu, names=("grads", "state.mu"))
+        base.check_state_like(state.mu, grads, name="state.mu")
+        base.check_state_like(state.nu, grads, name="state.nu")
+        if amsgrad:
+            base.check_state_like(state.nu_max, grads, name="state.nu_max")
         if params is not None:
-            base.check_same_structure(grads, params, names=("grads", "params"))
+            base.check_state_like(params, grads, name="params", dtypes=False)
         elif weight_decay is not None:
             raise ValueError(f"{name}.update needs params for the decoupled weight decay, got params=None")
         eta = base.learning_rate_at(learning_rate, state.count)

@@ -161,3 +161,73 @@ def _find_learning_rate(state: Any) -> Any:
         if found is not None:
             return found
     return None
+
+
+def learning_rates_in(state: OptState) -> list:
+    """Every ``learning_rate`` field of a state, nested ones (chain, wrappers, groups) included.
+
+    ``fit`` checks them before each step: a NaN or negative rate rejects the step.
+    """
+    found = []
+
+    def walk(node):
+        if hasattr(node, "_fields") and "learning_rate" in node._fields:
+            found.append(node.learning_rate)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, (tuple, list)) else ()
+        for child in children:
+            walk(child)
+
+    walk(state)
+    return found
+
+
+def check_state_like(state_tree: Any, grads: Any, *, name: str, dtypes: bool = True) -> None:
+    """Refuse a state tree whose leaves differ from the grads' in structure, shape or dtype.
+
+    Static (shapes and dtypes are known at trace time), so it raises under ``jit``/``vmap`` before anything
+    runs, naming the first differing leaf: a state leaf of shape (3, 1) beside a (3,) gradient would
+    otherwise broadcast silently into (3, 3) params.
+
+    Args:
+      state_tree: a per-parameter part of an optimizer state (moments, buffers).
+      grads: the gradients, the params' structure.
+      name: what to call ``state_tree`` in the message (``"state.mu"``).
+      dtypes: compare dtypes too (False for ``params``, which may be kept in another dtype than the grads).
+    """
+    check_same_structure(grads, state_tree, names=("grads", name))
+    with_paths = jax.tree_util.tree_flatten_with_path(grads)[0]
+    for (path, g), s in zip(with_paths, jax.tree_util.tree_leaves(state_tree)):
+        g_shape, s_shape = jnp.shape(g), jnp.shape(s)
+        g_dtype, s_dtype = jnp.result_type(g), jnp.result_type(s)
+        if g_shape != s_shape or (dtypes and g_dtype != s_dtype):
+            where = jax.tree_util.keystr(path)
+            raise ValueError(
+                f"{name}{where} has shape {s_shape} and dtype {s_dtype} but grads{where} has shape {g_shape} "
+                f"and dtype {g_dtype}: the optimizer state does not belong to these params (build it with "
+                "optimizer.init(params))"
+            )
+
+
+def checked_schedule(schedule: Schedule) -> Schedule:
+    """Wrap a schedule so that a NaN, infinite or negative rate comes out as NaN, never as a usable number.
+
+    A negative rate is gradient ascent and a NaN rate poisons the params; both would otherwise train
+    silently in a hand-written loop. With the wrapper the update becomes NaN, which
+    ``optim.skip_nonfinite``, ``run_epoch`` and ``fit`` reject (``fit`` stops and names the rate). ``fit``
+    itself also checks every state's ``learning_rate`` before each step, wrapped or not.
+
+    Args:
+      schedule: ``count -> learning rate``.
+
+    Returns:
+      A schedule ``count -> learning rate`` (NaN where ``schedule`` gave NaN, ±inf or a value < 0).
+    """
+    if not callable(schedule):
+        raise TypeError(f"schedule must be callable (count -> learning rate), got {schedule!r}")
+
+    def checked(count):
+        rate = jnp.asarray(schedule(count))
+        good = jnp.isfinite(rate) & (rate >= 0)
+        return jnp.where(good, rate, jnp.full_like(rate, jnp.nan))
+
+    return checked

@@ -89,9 +89,13 @@ def rmsprop(
         )
 
     def update(grads, state, params=None):
-        base.check_same_structure(grads, state.nu, names=("grads", "state.nu"))
+        base.check_state_like(state.nu, grads, name="state.nu")
+        if centered:
+            base.check_state_like(state.mu, grads, name="state.mu")
+        if use_momentum:
+            base.check_state_like(state.momentum_buffer, grads, name="state.momentum_buffer")
         if params is not None:
-            base.check_same_structure(grads, params, names=("grads", "params"))
+            base.check_state_like(params, grads, name="params", dtypes=False)
         eta = base.learning_rate_at(learning_rate, state.count)
         count = base.increment(state.count)
 

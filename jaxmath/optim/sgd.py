@@ -72,9 +72,9 @@ def sgd(*, learning_rate: base.ScalarOrSchedule, momentum: float = 0.0, nesterov
 
     def update(grads, state, params=None):
         if use_momentum:
-            base.check_same_structure(grads, state.momentum_buffer, names=("grads", "state.momentum_buffer"))
+            base.check_state_like(state.momentum_buffer, grads, name="state.momentum_buffer")
         if params is not None:
-            base.check_same_structure(grads, params, names=("grads", "params"))
+            base.check_state_like(params, grads, name="params", dtypes=False)
         eta = base.learning_rate_at(learning_rate, state.count)
         count = base.increment(state.count)
 

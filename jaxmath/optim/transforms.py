@@ -127,7 +127,7 @@ def add_decayed_weights(*, weight_decay: float) -> base.Optimizer:
     def update(grads, state, params=None):
         if params is None:
             raise ValueError("add_decayed_weights.update needs params, got params=None")
-        base.check_same_structure(grads, params, names=("grads", "params"))
+        base.check_state_like(params, grads, name="params", dtypes=False)
         decayed = jax.tree_util.tree_map(
             lambda g, p: (g + weight_decay * jnp.asarray(p)).astype(jnp.asarray(g).dtype), grads, params
         )

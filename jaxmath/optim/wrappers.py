@@ -123,7 +123,7 @@ def accumulate(optimizer: base.Optimizer, *, k: int) -> base.Optimizer:
         return AccumulateState(jnp.zeros([], jnp.int32), base.zeros_like_tree(params), optimizer.init(params))
 
     def update(grads, state, params=None):
-        base.check_same_structure(grads, state.gradient_sum, names=("grads", "state.gradient_sum"))
+        base.check_state_like(state.gradient_sum, grads, name="state.gradient_sum")
         gradient_sum = jax.tree_util.tree_map(lambda s, g: s + g, state.gradient_sum, grads)
 
         def emit(operand):
