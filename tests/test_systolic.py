@@ -94,3 +94,27 @@ def test_a_16_wide_layer_uses_at_most_an_eighth_of_a_128_array():
 def test_bad_input_is_refused(x_shape, w_shape, kwargs, match):
     with pytest.raises(ValueError, match=match):
         S.systolic_matmul(jnp.ones(x_shape, jnp.float32), jnp.ones(w_shape, jnp.float32), **kwargs)
+
+
+@pytest.mark.parametrize("dtype, tol", [(jnp.int32, 0), (jnp.float64, 1e-12)])
+def test_a_small_convolution_runs_on_the_array_as_an_im2col_matmul(dtype, tol):
+    from jaxmath import conv
+
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.integers(-4, 5, (2, 5, 6, 2)), dtype)
+    w = jnp.asarray(rng.integers(-3, 4, (3, 2, 2, 3)), dtype)
+    r = S.systolic_conv2d(x, w, stride=(1, 2), padding=1, array_size=4)
+    y = conv.conv2d(x.astype(jnp.float64), w.astype(jnp.float64), stride=(1, 2), padding=1, method="direct")
+    assert r.output.shape == y.shape == (2, 5, 4, 3) and r.output.dtype == dtype
+    np.testing.assert_allclose(np.asarray(r.output, np.float64), y, rtol=0, atol=tol)
+    # The matmul is (n·oh·ow, kh·kw·c_in) @ (kh·kw·c_in, c_out) = (40, 12) @ (12, 3): 3 k-tiles, 1 n-tile of 4.
+    model = S.conv_cycle_model(x.shape, w.shape, stride=(1, 2), padding=1, array_size=4)
+    assert r.tiles == model.tiles == (3, 1) and r.cycles == model.cycles and r.macs == 40 * 12 * 3
+    assert r.streaming_utilization == pytest.approx(3 / 4)
+
+
+def test_lenet_c1_uses_a_sliver_of_a_128_array():
+    # C1: 5x5 kernel, 1 -> 6 channels on 32x32: K = 25, n = 6 -> at most (25/128)(6/128) of the cells work.
+    model = S.conv_cycle_model((128, 32, 32, 1), (5, 5, 1, 6), array_size=128)
+    assert model.tiles == (1, 1) and model.macs == 128 * 28 * 28 * 25 * 6
+    assert model.streaming_utilization == pytest.approx((25 / 128) * (6 / 128))

@@ -22,6 +22,10 @@ least 112 of every 128 columns idle (utilization ≤ 16/128 = 12.5%).
 This model runs the tiles one after another without overlap; real MXUs
 double-buffer weights and overlap one tile's drain with the next tile's fill,
 so their cycle counts are lower, but the padding waste is the same.
+
+A convolution reaches the array as a matmul: ``systolic_conv2d`` lowers it with im2col
+(``jaxmath.conv.im2col``), one row per output pixel and one column per kernel tap and input channel, so
+``Y = P · W`` with W the kernel reshaped to (kh·kw·c_in, c_out) held in the cells.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import numpy as np
 from jax import lax
 
 from jaxmath._validation import check_integer, check_ndim
+from jaxmath.conv.conv2d import conv_geometry, im2col_geo
 
 
 class SystolicResult(NamedTuple):
@@ -210,3 +215,38 @@ def layer_report(sizes, *, batch: int = 128, array_size: int = 128) -> list[dict
             }
         )
     return rows
+
+
+def conv_cycle_model(x_shape, w_shape, *, stride=1, padding="VALID", dilation=1, array_size: int = 128) -> CycleModel:
+    """Cycle model of a conv2d lowered by im2col: (n·oh·ow, kh·kw·c_in) @ (kh·kw·c_in, c_out).
+
+    LeNet's C1 (5×5, 1 → 6 channels) is a K = 25, 6-wide matmul: at most 25/128 · 6/128 of the cells work.
+    """
+    geo = conv_geometry(tuple(x_shape), tuple(w_shape), stride=stride, padding=padding, dilation=dilation)
+    m = x_shape[0] * geo.out[0] * geo.out[1]
+    return cycle_model(m, w_shape[0] * w_shape[1] * w_shape[2], w_shape[3], array_size=array_size)
+
+
+def systolic_conv2d(
+    x, w, *, stride=1, padding="VALID", dilation=1, array_size: int = 128, record_activity: bool = False
+) -> SystolicResult:
+    """``conv2d(x, w)`` run on the simulated systolic array as the im2col matmul ``P · W``.
+
+    Args:
+      x: (n, h, w, c_in) NHWC images; w: (kh, kw, c_in, c_out) HWIO kernel.
+      stride, padding, dilation: as in ``jaxmath.conv.conv2d``.
+      array_size, record_activity: as in ``systolic_matmul``.
+
+    Returns:
+      ``SystolicResult`` whose ``output`` is reshaped to (n, oh, ow, c_out); the cycle counts are those of the
+      (n·oh·ow, kh·kw·c_in) @ (kh·kw·c_in, c_out) matmul.
+    """
+    check_ndim(x, 4, name="x")
+    check_ndim(w, 4, name="w")
+    x, w = jnp.asarray(x), jnp.asarray(w)
+    geo = conv_geometry(x.shape, w.shape, stride=stride, padding=padding, dilation=dilation)
+    patches = im2col_geo(x, geo)
+    result = systolic_matmul(
+        patches, w.reshape(-1, w.shape[3]), array_size=array_size, record_activity=record_activity
+    )
+    return result._replace(output=result.output.reshape(x.shape[0], *geo.out, w.shape[3]))
