@@ -74,3 +74,24 @@ def test_static_checks_name_the_argument():
         C.conv1d(jnp.ones(4), jnp.ones((2, 2)))
     with pytest.raises(ValueError, match="x must have at least 1 dimension"):
         C.conv1d(jnp.ones(()), jnp.ones(2))
+
+
+def test_erratum_14_the_slide_indexes_weights_by_position_which_is_not_a_convolution():
+    # Seed 001 writes y_i = w_i x_i + w_{i+1} x_{i+1} + … + w_k x_k (its y_2 = w_2x_2 + w_3x_3 + 0).
+    def slide_as_written(x, w):
+        return np.array([sum(w[j] * x[j] for j in range(i, len(x))) for i in range(len(x))])
+
+    def shift_left(v):  # drop v_1, append a zero: x'_i = x_{i+1}
+        return np.concatenate([v[1:], [0.0]])
+
+    rng = np.random.default_rng(14)
+    x, w = rng.normal(size=3), rng.normal(size=3)
+    y = np.asarray(C.conv1d(jnp.asarray(x, jnp.float64), jnp.asarray(w, jnp.float64)))
+    np.testing.assert_allclose(y, [w[0] * x[0] + w[1] * x[1] + w[2] * x[2], w[0] * x[1] + w[1] * x[2], w[0] * x[2]],
+                               atol=1e-12)
+    assert y[0] == pytest.approx(slide_as_written(x, w)[0], abs=1e-12)  # the readings agree on y_1 only
+    assert abs(y[1] - slide_as_written(x, w)[1]) > 1e-3
+    # A convolution commutes with shifting the input (with zeros past the end); the slide's formula does not.
+    y_shifted = np.asarray(C.conv1d(jnp.asarray(shift_left(x), jnp.float64), jnp.asarray(w, jnp.float64)))
+    np.testing.assert_allclose(y_shifted, shift_left(y), atol=1e-12)
+    assert np.max(np.abs(slide_as_written(shift_left(x), w) - shift_left(slide_as_written(x, w)))) > 1e-3
