@@ -13,6 +13,7 @@ from jaxmath.models import lasso as lasso
 from jaxmath.models import logistic_regression as logistic_regression
 
 from jaxmath.models import mlp as mlp
+from jaxmath.models import lenet5 as lenet5
 
 from jaxmath.models.saving import load as load
 from jaxmath.models.saving import save as save
