@@ -267,8 +267,8 @@ def test_new_data_and_hyperparameters_reuse_the_compiled_epoch_and_public_call_w
     np.testing.assert_allclose(float(jitted(X, state)), float(want), rtol=1e-12)
 
 
-def _fit_both(params, x, *, max_steps, key=None, **kw):
-    args = (params, x, 0.5, 2.0, key if key is not None else KEY, max_steps, kw.get("neighbourhood", "gaussian"),
+def _fit_both(params, x, *, max_steps, key=None, learning_rate=0.5, **kw):
+    args = (params, x, learning_rate, 2.0, key if key is not None else KEY, max_steps, kw.get("neighbourhood", "gaussian"),
             kw.get("topology", "rectangular"), G.decay("asymptotic"), G.decay("asymptotic"), key is not None, None)
     return S._fit_online(*args), S._fit_online_reference(*args)
 
@@ -282,8 +282,9 @@ def test_tuned_online_epoch_matches_the_plain_update(neighbourhood, topology):
     params = x[:100].reshape(10, 10, 784) + jnp.asarray(rng.normal(0, 0.05, (10, 10, 784)))
     if jax.default_backend() == "cpu":
         assert len(S._row_blocks(100, 784, 8)) == 3
-    (w, winners, dists), (w_ref, winners_ref, dists_ref) = _fit_both(
+    (w, winners, dists, bad), (w_ref, winners_ref, dists_ref, bad_ref) = _fit_both(
         params, x, max_steps=301, key=jax.random.key(2), neighbourhood=neighbourhood, topology=topology)
+    assert int(bad) == int(bad_ref) == -1
     assert w.shape == (10, 10, 784) and winners.shape == dists.shape == (301,)
     np.testing.assert_array_equal(np.asarray(winners), np.asarray(winners_ref))
     chex.assert_trees_all_close((w, dists), (w_ref, dists_ref), rtol=1e-9, atol=1e-9)

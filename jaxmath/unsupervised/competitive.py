@@ -27,6 +27,7 @@ from jax import lax
 
 from jaxmath import _validation as V
 from jaxmath.unsupervised import _distances as D
+from jaxmath.unsupervised import _guard as _g
 from jaxmath.unsupervised import neighbourhoods as _nb
 
 Array = jax.Array
@@ -41,12 +42,18 @@ class CompetitiveInfo(NamedTuple):
     loss_history: (max_steps,) mean distance ‖x_n − w_best(n)‖ of the examples to their winners in each pass
       (online: before each example's update; batch: with the weights the pass starts from).
     winners: online (max_steps · n,) int32 winner of each update; batch (max_steps, n) assignment of each pass.
+    nonfinite: () bool, an update would have made the weights non-finite: the fit stopped before it and returned
+      the last finite weights (``num_steps`` counts the passes completed before it, ``converged`` is False,
+      ``loss_history`` NaN from that pass on, ``winners`` -1 from that update on).
+    first_nonfinite_step: () int32, the pass (0-based) holding that update, -1 when every update was finite.
     """
 
     converged: Array
     num_steps: Array
     loss_history: Array
     winners: Array
+    nonfinite: Array = False
+    first_nonfinite_step: Array = -1
 
 
 def init(key, x, *, num_neurons: int) -> Array:
@@ -150,20 +157,36 @@ def _converged(winners):
     return jnp.all(winners[-1] == winners[-2])
 
 
+def _info(winners, loss, first_pass, bad_update, max_steps, *, flat):
+    """CompetitiveInfo of a guarded loop from the (max_steps, n) winners; ``bad_update`` indexes them
+    flattened, -1 when none failed. ``flat``: return the winners as (max_steps · n,)."""
+    bad = first_pass >= 0
+    out = winners.reshape(-1)
+    out = jnp.where(bad & (jnp.arange(out.shape[0]) >= bad_update), -1, out)
+    steps = jnp.where(bad, first_pass, max_steps).astype(jnp.int32)
+    return CompetitiveInfo(_converged(winners) & ~bad, steps, _g.after_stop(loss, first_pass),
+                           out if flat else out.reshape(winners.shape), bad, first_pass)
+
+
 @partial(jax.jit, static_argnames=("neighbourhood", "max_steps"))
 def _fit(params, x, eta, sigma, positions, neighbourhood, max_steps):
     eta = jnp.asarray(eta, params.dtype)
+    n = x.shape[0]
 
-    def one(w, xi):
-        w, best, dist = _update(w, xi, eta, sigma, neighbourhood, positions)
-        return w, (best, dist)
+    def one(carry, xi):
+        w, u, first_bad = carry
+        new, best, dist = _update(w, xi, eta, sigma, neighbourhood, positions)
+        w, first_bad = _g.keep_if(_g.all_finite(new), first_bad, u, new, w)
+        return (w, u + 1, first_bad), (best, dist)
 
-    def one_pass(w, _):
-        return lax.scan(one, w, x)
+    def one_pass(carry, _):
+        return lax.scan(one, carry, x)
 
-    w, (winners, dists) = lax.scan(one_pass, params, None, length=max_steps)
+    start = (params, jnp.zeros((), jnp.int32), jnp.asarray(_g.NO_STEP, jnp.int32))
+    (w, _, bad_update), (winners, dists) = lax.scan(one_pass, start, None, length=max_steps)
     loss = jnp.mean(dists.astype(jnp.promote_types(dists.dtype, jnp.float32)), axis=1).astype(params.dtype)
-    info = CompetitiveInfo(_converged(winners), jnp.asarray(max_steps, jnp.int32), loss, winners.reshape(-1))
+    first_pass = jnp.where(bad_update >= 0, bad_update // n, _g.NO_STEP).astype(jnp.int32)
+    info = _info(winners, loss, first_pass, bad_update, max_steps, flat=True)
     return w, info
 
 
@@ -172,7 +195,8 @@ def _fit_batch(params, x, eta, sigma, positions, neighbourhood, max_steps, preci
     eta = jnp.asarray(eta, params.dtype)
     m = params.shape[0]
 
-    def one_pass(w, _):
+    def one_pass(carry, t):
+        w, first_bad = carry
         sq = D.squared_distances(x, w, precision)
         best = jnp.argmin(sq, axis=1).astype(jnp.int32)
         loss = jnp.mean(jnp.sqrt(jnp.min(sq, axis=1)))
@@ -185,10 +209,12 @@ def _fit_batch(params, x, eta, sigma, positions, neighbourhood, max_steps, preci
         num = jnp.matmul(theta.T, x, precision=precision)
         has = den > 0
         target = num / jnp.where(has, den, 1)[:, None]
-        return jnp.where(has[:, None], w - eta * (w - target), w), (best, loss)
+        new = jnp.where(has[:, None], w - eta * (w - target), w)
+        return _g.keep_if(_g.all_finite(new), first_bad, t, new, w), (best, loss)
 
-    w, (winners, loss) = lax.scan(one_pass, params, None, length=max_steps)
-    return w, CompetitiveInfo(_converged(winners), jnp.asarray(max_steps, jnp.int32), loss, winners)
+    start = (params, jnp.asarray(_g.NO_STEP, jnp.int32))
+    (w, first_bad), (winners, loss) = lax.scan(one_pass, start, jnp.arange(max_steps, dtype=jnp.int32))
+    return w, _info(winners, loss, first_bad, first_bad * x.shape[0], max_steps, flat=False)
 
 
 def fit(x, *, params, max_steps: int = 1, learning_rate=0.1, neighbourhood=None, sigma=1.0, positions=None):
@@ -208,7 +234,12 @@ def fit(x, *, params, max_steps: int = 1, learning_rate=0.1, neighbourhood=None,
     x, params = jnp.asarray(x), jnp.asarray(params)
     _check_fit(x, params, max_steps, learning_rate, sigma)
     positions = _positions(neighbourhood, positions, params.shape[0], params.dtype)
-    return _fit(params, x, learning_rate, sigma, positions, neighbourhood, max_steps)
+    w, info = _fit(params, x, learning_rate, sigma, positions, neighbourhood, max_steps)
+    _g.warn_nonfinite(info, where="competitive.fit", unit="pass", hint=_HINT)
+    return w, info
+
+
+_HINT = "; lower learning_rate (η ≤ 1 keeps every update a convex step towards the example)"
 
 
 def fit_batch(x, *, params, max_steps: int = 1, learning_rate=1.0, neighbourhood=None, sigma=1.0,
@@ -225,8 +256,9 @@ def fit_batch(x, *, params, max_steps: int = 1, learning_rate=1.0, neighbourhood
     x, params = jnp.asarray(x), jnp.asarray(params)
     _check_fit(x, params, max_steps, learning_rate, sigma)
     positions = _positions(neighbourhood, positions, params.shape[0], params.dtype)
-    return _fit_batch(params, x, learning_rate, sigma, positions, neighbourhood,
-                      max_steps, precision)
+    w, info = _fit_batch(params, x, learning_rate, sigma, positions, neighbourhood, max_steps, precision)
+    _g.warn_nonfinite(info, where="competitive.fit_batch", unit="pass", hint=_HINT)
+    return w, info
 
 
 def _check_data(x, name):

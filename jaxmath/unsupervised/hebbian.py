@@ -29,6 +29,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxmath import _validation as V
+from jaxmath.unsupervised import _guard as _g
 
 Array = jax.Array
 LearningRate = Union[float, Callable[[Array], Array]]
@@ -40,12 +41,17 @@ class HebbianInfo(NamedTuple):
     converged: () bool, always False: the rules have no stopping test and run all ``max_steps`` passes.
     num_steps: () int32, passes over the data made.
     norms: (max_steps · n,) Frobenius norm ‖w‖ after every update (``fit_hebb``), or (max_steps · n,) /
-      (max_steps · n, k) row norms ‖w_i‖ (``fit_oja`` / ``fit_sanger``).
+      (max_steps · n, k) row norms ‖w_i‖ (``fit_oja`` / ``fit_sanger``); NaN from a rejected update on.
+    nonfinite: () bool, an update would have made the weights (or their norm) non-finite: the fit stopped
+      before it and returned the last finite weights (``num_steps`` counts the passes completed before it).
+    first_nonfinite_step: () int32, the pass (0-based) holding that update, -1 when every update was finite.
     """
 
     converged: Array
     num_steps: Array
     norms: Array
+    nonfinite: Array = False
+    first_nonfinite_step: Array = -1
 
 
 def init(key, num_inputs: int, *, num_outputs: int | None = None, scale=0.1, dtype=jnp.float32) -> Array:
@@ -133,17 +139,34 @@ def hebb_rule(params, x, *, learning_rate=0.1, beta=1.0, bias: bool = True, prec
     return jnp.asarray(learning_rate, y.dtype) * y[..., None] * xb, y
 
 
+def _guarded_scan(update, weights, x, max_steps):
+    """Scan ``update(w, x_i, u) -> (w', norms')`` over max_steps passes of x, stopping at the first update
+    whose weights or norms are not finite (kept out, as every later one); returns (w, HebbianInfo)."""
+    n = x.shape[0]
+
+    def body(carry, xi):
+        w, u, first_bad = carry
+        new, norms = update(w, xi, u)
+        (w, kept), first_bad = _g.keep_if(_g.all_finite(new, norms), first_bad, u, (new, norms), (w, norms))
+        return (w, u + 1, first_bad), kept
+
+    start = (weights, jnp.zeros((), jnp.int32), jnp.asarray(_g.NO_STEP, jnp.int32))
+    (weights, _, bad_update), norms = lax.scan(body, start, jnp.tile(x, (max_steps, 1)))
+    bad = bad_update >= 0
+    first = jnp.where(bad, bad_update // n, _g.NO_STEP).astype(jnp.int32)
+    steps = jnp.where(bad, first, max_steps).astype(jnp.int32)
+    info = HebbianInfo(jnp.zeros((), bool), steps, _g.after_stop(norms, bad_update), bad, first)
+    return weights, info
+
+
 @partial(jax.jit, static_argnames=("schedule", "bias", "max_steps", "precision"))
 def _fit_hebb(weights, x, constant, schedule, beta, bias, max_steps, precision):
-    def body(carry, xi):
-        weights, step = carry
-        y, xb = _output(weights, xi, beta, bias, precision)
-        eta = _lr(constant, schedule, step, y.dtype)
-        weights = weights + eta * y[..., None] * xb
-        return (weights, step + 1), jnp.linalg.norm(weights)
+    def update(w, xi, u):
+        y, xb = _output(w, xi, beta, bias, precision)
+        w = w + _lr(constant, schedule, u, y.dtype) * y[..., None] * xb
+        return w, jnp.linalg.norm(w)
 
-    (weights, _), norms = lax.scan(body, (weights, jnp.zeros((), jnp.int32)), jnp.tile(x, (max_steps, 1)))
-    return weights, HebbianInfo(jnp.zeros((), bool), jnp.asarray(max_steps, jnp.int32), norms)
+    return _guarded_scan(update, weights, x, max_steps)
 
 
 def fit_hebb(x, *, params, learning_rate: LearningRate = 0.1, max_steps: int = 1, beta=1.0, bias: bool = True,
@@ -165,7 +188,10 @@ def fit_hebb(x, *, params, learning_rate: LearningRate = 0.1, max_steps: int = 1
     """
     x, params = jnp.asarray(x), jnp.asarray(params)
     _check_fit(params, x, bias, learning_rate, max_steps)
-    return _fit_hebb(params, x, *_split_rate(learning_rate), beta, bias, max_steps, precision)
+    w, info = _fit_hebb(params, x, *_split_rate(learning_rate), beta, bias, max_steps, precision)
+    _g.warn_nonfinite(info, where="hebbian.fit_hebb", unit="pass",
+                      hint="; the plain rule grows ‖w‖ without bound: fewer passes or a smaller learning_rate")
+    return w, info
 
 
 def _sanger_delta(weights, x, eta, precision):
@@ -207,16 +233,14 @@ def _fit_sanger(weights, x, constant, schedule, max_steps, center, precision):
     single = weights.ndim == 1
     w = weights[None] if single else weights
 
-    def body(carry, xi):
-        w, step = carry
-        eta = _lr(constant, schedule, step, w.dtype)
-        w = w + _sanger_delta(w, xi, eta, precision)
-        return (w, step + 1), jnp.linalg.norm(w, axis=-1)
+    def update(w, xi, u):
+        w = w + _sanger_delta(w, xi, _lr(constant, schedule, u, w.dtype), precision)
+        return w, jnp.linalg.norm(w, axis=-1)
 
-    (w, _), norms = lax.scan(body, (w, jnp.zeros((), jnp.int32)), jnp.tile(x, (max_steps, 1)))
+    w, info = _guarded_scan(update, w, x, max_steps)
     if single:
-        w, norms = w[0], norms[:, 0]
-    return w, HebbianInfo(jnp.zeros((), bool), jnp.asarray(max_steps, jnp.int32), norms)
+        w, info = w[0], info._replace(norms=info.norms[:, 0])
+    return w, info
 
 
 def fit_sanger(x, *, params, learning_rate: LearningRate = 0.01, max_steps: int = 1, center: bool = True,
@@ -237,9 +261,16 @@ def fit_sanger(x, *, params, learning_rate: LearningRate = 0.01, max_steps: int 
     Returns:
       (params, :class:`HebbianInfo`), norms (max_steps · num_samples,) or (max_steps · num_samples, k).
     """
+    return _sanger(x, params, learning_rate, max_steps, center, precision, where="hebbian.fit_sanger")
+
+
+def _sanger(x, params, learning_rate, max_steps, center, precision, *, where):
     x, params = jnp.asarray(x), jnp.asarray(params)
     _check_fit(params, x, False, learning_rate, max_steps)
-    return _fit_sanger(params, x, *_split_rate(learning_rate), max_steps, center, precision)
+    w, info = _fit_sanger(params, x, *_split_rate(learning_rate), max_steps, center, precision)
+    _g.warn_nonfinite(info, where=where, unit="pass", stacklevel=4,
+                      hint="; lower learning_rate (Oja and Sanger need η·‖x‖² well below 1)")
+    return w, info
 
 
 def fit_oja(x, *, params, learning_rate: LearningRate = 0.01, max_steps: int = 1, center: bool = True,
@@ -249,8 +280,7 @@ def fit_oja(x, *, params, learning_rate: LearningRate = 0.01, max_steps: int = 1
     Returns (params, info) as :func:`fit_sanger`; ‖w‖ → 1 and w → ± the first principal component.
     """
     V.check_ndim(params, 1, name="params")
-    return fit_sanger(x, params=params, learning_rate=learning_rate, max_steps=max_steps, center=center,
-                      precision=precision)
+    return _sanger(x, params, learning_rate, max_steps, center, precision, where="hebbian.fit_oja")
 
 
 def _check_single(params, x, bias, ndim):

@@ -18,6 +18,7 @@ a warm start) or :func:`fit_restarts` (the best of several k-means++ runs). Ever
 from __future__ import annotations
 
 import math
+import warnings
 from functools import partial
 from typing import NamedTuple
 
@@ -27,6 +28,7 @@ from jax import lax
 
 from jaxmath import _validation as V
 from jaxmath.unsupervised import _distances as D
+from jaxmath.unsupervised import _guard as _g
 
 Array = jax.Array
 
@@ -39,6 +41,9 @@ class KMeansInfo(NamedTuple):
     loss_history: (max_steps,) inertia J of the centroids each iteration starts from (NaN after the last).
     labels: (n,) int32 cluster of each sample under the returned centroids.
     inertia: () Σ_n ‖x_n − c_{l_n}‖² of the returned centroids.
+    nonfinite: () bool, an iteration gave non-finite centroids (sums past the dtype's range): the loop stopped
+      before it and returned the last finite centroids, ``converged`` False.
+    first_nonfinite_step: () int32, the 0-based index of that iteration, -1 when every one was finite.
     """
 
     converged: Array
@@ -46,6 +51,8 @@ class KMeansInfo(NamedTuple):
     loss_history: Array
     labels: Array
     inertia: Array
+    nonfinite: Array = False
+    first_nonfinite_step: Array = -1
 
 
 @partial(jax.jit, static_argnames=("precision",))
@@ -156,21 +163,26 @@ def _lloyd(x, centroids, max_steps, tol, precision):
     xx = jnp.sum(jnp.square(x.astype(acc)))  # Σ_n ‖x_n‖², added back to the scores for the inertia
 
     def cond(carry):
-        return (carry[2] < max_steps) & ~carry[3]
+        return (carry[2] < max_steps) & ~carry[3] & (carry[5] < 0)
 
     def body(carry):
-        centroids, labels_old, it, _, history = carry
+        centroids, labels_old, it, _, history, first_bad = carry
         new, labels, best = _assign_update(x, centroids, precision)
-        history = history.at[it].set((jnp.sum(best.astype(acc)) + xx).astype(history.dtype))
+        ok = _g.all_finite(new)
+        # A non-finite iteration is not taken: the loop ends with the centroids it started from.
+        history = history.at[it].set(jnp.where(ok, (jnp.sum(best.astype(acc)) + xx).astype(history.dtype),
+                                               jnp.asarray(jnp.nan, history.dtype)))
         shift = jnp.sum((new - centroids) ** 2)
-        done = jnp.all(labels == labels_old) | (shift <= tol)
-        return new, labels, it + 1, done, history
+        done = ok & (jnp.all(labels == labels_old) | (shift <= tol))
+        new = jnp.where(ok, new, centroids)
+        return new, labels, jnp.where(ok, it + 1, it), done, history, jnp.where(ok, first_bad, it)
 
     init = (centroids, jnp.full((n,), -1, jnp.int32), jnp.zeros((), jnp.int32), jnp.zeros((), bool),
-            jnp.full((max_steps,), jnp.nan, x.dtype))
-    centroids, _, it, done, history = lax.while_loop(cond, body, init)
+            jnp.full((max_steps,), jnp.nan, x.dtype), jnp.asarray(_g.NO_STEP, jnp.int32))
+    centroids, _, it, done, history, first_bad = lax.while_loop(cond, body, init)
     labels = D.nearest(x, centroids, precision)
-    return centroids, KMeansInfo(done, it, history, labels, _inertia(x, centroids, labels))
+    return centroids, KMeansInfo(done, it, history, labels, _inertia(x, centroids, labels), first_bad >= 0,
+                                 first_bad)
 
 
 def init(key, x, *, num_clusters: int, num_local_trials: int | None = None, precision=None) -> Array:
@@ -259,7 +271,9 @@ def fit(x, *, params, max_steps: int = 300, tol=1e-4, precision=None):
     _check_budget(max_steps, tol)
     V.check_finite(x, name="x")
     V.check_finite(params, name="params")
-    return _fit(x, params.astype(x.dtype), tol, max_steps, precision)
+    centroids, info = _fit(x, params.astype(x.dtype), tol, max_steps, precision)
+    _report(info, params.shape[0], where="kmeans.fit")
+    return centroids, info
 
 
 def fit_restarts(key, x, *, num_clusters: int, num_restarts: int = 10, max_steps: int = 300, tol=1e-4,
@@ -277,7 +291,36 @@ def fit_restarts(key, x, *, num_clusters: int, num_restarts: int = 10, max_steps
     V.check_integer(num_restarts, name="num_restarts", minimum=1)
     _check_budget(max_steps, tol)
     V.check_finite(x, name="x")
-    return _fit_restarts(key, x, tol, num_clusters, num_restarts, max_steps, precision)
+    centroids, info = _fit_restarts(key, x, tol, num_clusters, num_restarts, max_steps, precision)
+    _report(info, num_clusters, where="kmeans.fit_restarts")
+    return centroids, info
+
+
+@partial(jax.jit, static_argnames=("num_clusters",))
+def _num_used(labels, num_clusters):
+    return jnp.sum(jnp.bincount(labels, length=num_clusters) > 0)
+
+
+def _report(info, num_clusters, *, where):
+    """Warn (on concrete results) when the fit stopped on non-finite centroids, or found fewer than k clusters.
+
+    Fewer than k non-empty clusters at the end means x has fewer than k distinct rows (duplicates): the
+    re-seeding of empty clusters cannot split identical samples, so several centroids coincide. That is a
+    fixed point of Lloyd's algorithm (``converged`` stays as the loop found it), but not k clusters, so it is
+    reported rather than returned silently (scikit-learn warns the same way).
+    """
+    _g.warn_nonfinite(info, where=where, unit="Lloyd iteration", what="centroids",
+                      hint="; x's sums exceed its dtype's range: rescale x or use a wider dtype")
+    if not V.is_concrete(info.labels) or num_clusters < 2:
+        return
+    used = int(_num_used(info.labels, num_clusters))
+    if used < num_clusters:
+        warnings.warn(
+            f"{where}: only {used} distinct cluster(s) found for num_clusters={num_clusters}: x seems to have fewer "
+            f"than {num_clusters} distinct rows (duplicate samples), so some centroids coincide; lower num_clusters",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _check_budget(max_steps, tol):

@@ -8,6 +8,8 @@ Each function takes the offsets between every neuron's position and the winner's
     bubble:       Θ = 1 if |p_i − p_best| < σ along every axis, else 0
 
 These are the forms MiniSom uses (``bubble`` is a square window on the integer grid indices, as there).
+A spread so small that 2σ² underflows to 0 gives the limit σ → 0 (1 at the winner, 0 elsewhere) rather than
+0/0 = NaN at the winner.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from jaxmath import _validation as V
 Array = jax.Array
 
 
+def _ratio(offsets, sigma):
+    """‖offset‖² / (2σ²), with 0 at the winner even when 2σ² underflows to 0 (σ ≲ 1e-19 in float32)."""
+    sq = jnp.sum(offsets * offsets, axis=-1)
+    sigma = jnp.asarray(sigma, offsets.dtype)
+    two_sigma_sq = 2 * sigma * sigma
+    return jnp.where(sq > 0, sq / two_sigma_sq, jnp.zeros_like(sq))
+
+
 @jax.jit
 def gaussian(offsets: Array, *, sigma) -> Array:
     """Gaussian neighbourhood Θ = exp(−‖offset‖² / (2σ²)).
@@ -33,9 +43,7 @@ def gaussian(offsets: Array, *, sigma) -> Array:
     Returns:
       (...) array of the offsets' dtype, 1 at the winner.
     """
-    sq = jnp.sum(offsets * offsets, axis=-1)
-    sigma = jnp.asarray(sigma, offsets.dtype)
-    return jnp.exp(-sq / (2 * sigma * sigma))
+    return jnp.exp(-_ratio(offsets, sigma))
 
 
 @jax.jit
@@ -51,10 +59,10 @@ def mexican_hat(offsets: Array, *, sigma) -> Array:
     Returns:
       (...) array of the offsets' dtype, 1 at the winner.
     """
-    sq = jnp.sum(offsets * offsets, axis=-1)
-    sigma = jnp.asarray(sigma, offsets.dtype)
-    two_sigma_sq = 2 * sigma * sigma
-    return jnp.exp(-sq / two_sigma_sq) * (1 - 2 / two_sigma_sq * sq)
+    r = _ratio(offsets, sigma)
+    e = jnp.exp(-r)
+    # Far out (r = inf) e is 0 and (1 − 2r) is −inf: the product's limit is 0, not 0·inf = NaN.
+    return jnp.where(e > 0, e * (1 - 2 * r), jnp.zeros_like(e))
 
 
 @jax.jit

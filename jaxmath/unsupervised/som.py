@@ -34,6 +34,7 @@ from jax import lax
 
 from jaxmath import _validation as V
 from jaxmath.unsupervised import _distances as D
+from jaxmath.unsupervised import _guard as _g
 from jaxmath.unsupervised import neighbourhoods as _nb
 from jaxmath.unsupervised import som_grid as G
 from jaxmath.unsupervised.som_measures import _check_data, _check_weights_data
@@ -56,12 +57,18 @@ class SOMInfo(NamedTuple):
       before the update (its mean over an epoch estimates the quantization error). Batch: the quantization
       error of the weights each step starts from.
     winners: online (max_steps,) int32 flat winner r·cols + c of each step; batch (max_steps, n).
+    nonfinite: () bool, a step would have made the weights non-finite: the fit stopped before it and returned
+      the last finite weights (``num_steps`` steps made, ``converged`` False, ``loss_history`` NaN and
+      ``winners`` -1 from that step on).
+    first_nonfinite_step: () int32, the 0-based index of that step, -1 when every step was finite.
     """
 
     converged: Array
     num_steps: Array
     loss_history: Array
     winners: Array
+    nonfinite: Array = False
+    first_nonfinite_step: Array = -1
 
 
 def init(key, x, *, rows: int, cols: int, method: str = "random", precision=None) -> Array:
@@ -130,6 +137,25 @@ def _schedules(learning_rate, sigma, max_steps, lr_decay, sigma_decay, dtype):
     return eta.astype(dtype), sig.astype(dtype)
 
 
+def _norm_limit(dtype, acc):
+    """Largest accepted ‖w_i‖², in the accumulation dtype: beyond it some weight exceeds the dtype's range.
+
+    A step is rejected when an update would take a squared neuron norm past it (or to NaN / Inf): both the
+    tuned epoch (which only carries ‖w_i‖²) and the reference apply this same test.
+    """
+    big = float(jnp.finfo(dtype).max)
+    return jnp.asarray(min(big * big, float(jnp.finfo(acc).max)), acc)
+
+
+def _finish(w, winners, losses, first_bad, converged, max_steps):
+    """Weights and SOMInfo of a guarded loop: steps from the first rejected one did not run."""
+    bad = first_bad >= 0
+    steps = jnp.where(bad, first_bad, max_steps).astype(jnp.int32)
+    mask = (jnp.arange(winners.shape[0]) >= first_bad) & bad
+    winners = jnp.where(mask.reshape((-1,) + (1,) * (winners.ndim - 1)), -1, winners)
+    return w, SOMInfo(converged & ~bad, steps, _g.after_stop(losses, first_bad), winners, bad, first_bad)
+
+
 def _order(key, n, max_steps, shuffle):
     order = jnp.arange(max_steps) % n
     return jax.random.permutation(key, order) if shuffle else order
@@ -180,12 +206,14 @@ def _fit_online(params, x, learning_rate, sigma, key, max_steps, neighbourhood, 
     def padded(a, value):
         return jnp.concatenate([a, jnp.full((pad,), value, a.dtype)]).reshape(num_chunks, chunk)
 
-    inputs = (padded(order, 0), padded(x_sq, 0), padded(etas, 0), padded(sigmas, sigmas[-1]))
+    steps = jnp.arange(num_chunks * chunk, dtype=jnp.int32).reshape(num_chunks, chunk)
+    inputs = (steps, padded(order, 0), padded(x_sq, 0), padded(etas, 0), padded(sigmas, sigmas[-1]))
     blocks = _row_blocks(m, d, jnp.dtype(dtype).itemsize)
+    limit = _norm_limit(dtype, acc)
 
     def step(carry, inputs):
-        ws, w_sq = carry
-        idx, xx, eta, sig = inputs
+        ws, w_sq, first_bad = carry
+        t, idx, xx, eta, sig = inputs
         xi = x[idx]
         wx = jnp.concatenate([jnp.matmul(w, xi, precision=precision, preferred_element_type=acc) for w in ws])
         # argmin ‖x − w_i‖² = argmin ‖w_i‖² − 2·w_i·x: one matrix-vector product per step, with ‖w_i‖² carried.
@@ -193,46 +221,66 @@ def _fit_online(params, x, learning_rate, sigma, key, max_steps, neighbourhood, 
         best = jnp.argmin(score).astype(jnp.int32)
         dist = jnp.sqrt(jnp.maximum(score[best] + xx, 0))
         a = eta * fn(pos - pos[best], sigma=sig).astype(dtype)
+        # w' = (1 − a)·w + a·x, so ‖w'‖² = (1 − a)²‖w‖² + 2a(1 − a)·w·x + a²‖x‖²: no second pass over w, and
+        # the new norms tell whether the update stays in range before it is made.
+        a_acc = a.astype(acc)
+        b = 1 - a_acc
+        new_sq = b * b * w_sq + 2 * a_acc * b * wx + a_acc * a_acc * xx
+        ok = _g.all_finite(a, new_sq) & jnp.all(new_sq <= limit)
+        ok = ok | (t >= max_steps)  # padded steps (η = 0) never count
+        ok = ok & (first_bad < 0)
+        first_bad = jnp.where((first_bad < 0) & ~ok, t, first_bad)
+        # A rejected step is an update by 0: w stays exactly as it is.
+        a = jnp.where(ok, a, jnp.zeros_like(a))
         ws = tuple(w + a[lo:hi, None] * (xi - w) for w, (lo, hi) in zip(ws, blocks))
-        # w' = (1 − a)·w + a·x, so ‖w'‖² = (1 − a)²‖w‖² + 2a(1 − a)·w·x + a²‖x‖²: no second pass over w.
-        a = a.astype(acc)
-        b = 1 - a
-        return (ws, b * b * w_sq + 2 * a * b * wx + a * a * xx), (best, dist)
+        return (ws, jnp.where(ok, new_sq, w_sq), first_bad), (best, dist)
 
-    def run_chunk(ws, inputs):
+    def run_chunk(carry, inputs):
+        ws, first_bad = carry
         w_sq = jnp.concatenate([jnp.sum(jnp.square(w.astype(acc)), axis=1) for w in ws])  # exact, once a chunk
-        (ws, _), out = lax.scan(step, (ws, w_sq), inputs)
-        return ws, out
+        (ws, _, first_bad), out = lax.scan(step, (ws, w_sq, first_bad), inputs)
+        return (ws, first_bad), out
 
     w = params.reshape(m, d)
-    ws, (winners, dists) = lax.scan(run_chunk, tuple(w[lo:hi] for lo, hi in blocks), inputs)
+    start = (tuple(w[lo:hi] for lo, hi in blocks), jnp.asarray(_g.NO_STEP, jnp.int32))
+    (ws, first_bad), (winners, dists) = lax.scan(run_chunk, start, inputs)
     w = jnp.concatenate(ws) if len(ws) > 1 else ws[0]
     return (w.reshape(rows, cols, d), winners.reshape(-1)[:max_steps],
-            dists.reshape(-1)[:max_steps].astype(dtype))
+            dists.reshape(-1)[:max_steps].astype(dtype), first_bad)
 
 
 @partial(jax.jit, static_argnames=_STATIC)
 def _fit_online_reference(params, x, learning_rate, sigma, key, max_steps, neighbourhood, topology, lr_decay,
                           sigma_decay, shuffle, precision):
     """The online epoch as the notes write it, one full distance computation per step (what ``_fit_online``
-    must reproduce): w_i ← w_i + Θ(best, i)·η(s)·(I(s) − w_i)."""
+    must reproduce): w_i ← w_i + Θ(best, i)·η(s)·(I(s) − w_i); a step that takes some ‖w_i‖² out of range
+    (:func:`_norm_limit`) is not made, nor any after it."""
     rows, cols, d = params.shape
     dtype = params.dtype
+    acc = jnp.promote_types(dtype, jnp.float32)
     pos = _positions(rows, cols, topology, neighbourhood, dtype)
     fn = _nb.get(neighbourhood)
     order = _order(key, x.shape[0], max_steps, shuffle)
     etas, sigmas = _schedules(learning_rate, sigma, max_steps, lr_decay, sigma_decay, dtype)
+    limit = _norm_limit(dtype, acc)
 
-    def step(w, inputs):
-        idx, eta, sig = inputs
+    def step(carry, inputs):
+        w, first_bad = carry
+        t, idx, eta, sig = inputs
         diff = x[idx] - w
         sq = jnp.sum(diff * diff, axis=-1)
         best = jnp.argmin(sq).astype(jnp.int32)
-        w = w + (eta * fn(pos - pos[best], sigma=sig).astype(dtype))[:, None] * diff
-        return w, (best, jnp.sqrt(sq[best]))
+        a = eta * fn(pos - pos[best], sigma=sig).astype(dtype)
+        new = w + a[:, None] * diff
+        new_sq = jnp.sum(jnp.square(new.astype(acc)), axis=-1)
+        ok = _g.all_finite(a, new_sq) & jnp.all(new_sq <= limit)
+        w, first_bad = _g.keep_if(ok, first_bad, t, new, w)
+        return (w, first_bad), (best, jnp.sqrt(sq[best]))
 
-    w, (winners, dists) = lax.scan(step, params.reshape(rows * cols, d), (order, etas, sigmas))
-    return w.reshape(rows, cols, d), winners, dists
+    steps = jnp.arange(max_steps, dtype=jnp.int32)
+    start = (params.reshape(rows * cols, d), jnp.asarray(_g.NO_STEP, jnp.int32))
+    (w, first_bad), (winners, dists) = lax.scan(step, start, (steps, order, etas, sigmas))
+    return w.reshape(rows, cols, d), winners, dists, first_bad
 
 
 def fit(x, *, params, max_steps: int | None = None, learning_rate=0.5, sigma=1.0, neighbourhood: str = "gaussian",
@@ -264,10 +312,14 @@ def fit(x, *, params, max_steps: int | None = None, learning_rate=0.5, sigma=1.0
     shuffle = key is not None
     if shuffle:
         V.check_key(key)
-    w, winners, dists = _fit_online(params, x, learning_rate, sigma, key if shuffle else jax.random.key(0),
-                                    *args, shuffle, precision)
-    steps = args[0]
-    return w, SOMInfo(jnp.zeros((), bool), jnp.asarray(steps, jnp.int32), dists, winners)
+    w, winners, dists, first_bad = _fit_online(params, x, learning_rate, sigma,
+                                               key if shuffle else jax.random.key(0), *args, shuffle, precision)
+    w, info = _finish(w, winners, dists, first_bad, jnp.zeros((), bool), args[0])
+    _g.warn_nonfinite(info, where="som.fit", hint=_HINT)
+    return w, info
+
+
+_HINT = "; lower learning_rate (η(0) ≤ 1 keeps every update a convex step towards the example)"
 
 
 @partial(jax.jit, static_argnames=("max_steps", "neighbourhood", "topology", "lr_decay", "sigma_decay",
@@ -280,8 +332,9 @@ def _fit_batch(params, x, learning_rate, sigma, max_steps, neighbourhood, topolo
     fn = _nb.get(neighbourhood)
     etas, sigmas = _schedules(learning_rate, sigma, max_steps, lr_decay, sigma_decay, dtype)
 
-    def body(w, inputs):
-        eta, sig = inputs
+    def body(carry, inputs):
+        w, first_bad = carry
+        t, eta, sig = inputs
         sq = D.squared_distances(x, w, precision)
         best = jnp.argmin(sq, axis=1).astype(jnp.int32)
         qe = jnp.mean(jnp.sqrt(jnp.min(sq, axis=1)))
@@ -290,11 +343,14 @@ def _fit_batch(params, x, learning_rate, sigma, max_steps, neighbourhood, topolo
         den = jnp.sum(theta, axis=0)
         has = den > 0
         target = num / jnp.where(has, den, 1)[:, None]
-        return jnp.where(has[:, None], (1 - eta) * w + eta * target, w), (best, qe)
+        new = jnp.where(has[:, None], (1 - eta) * w + eta * target, w)
+        return _g.keep_if(_g.all_finite(new), first_bad, t, new, w), (best, qe)
 
-    w, (winners, qe) = lax.scan(body, params.reshape(rows * cols, d), (etas, sigmas))
+    steps = jnp.arange(max_steps, dtype=jnp.int32)
+    start = (params.reshape(rows * cols, d), jnp.asarray(_g.NO_STEP, jnp.int32))
+    (w, first_bad), (winners, qe) = lax.scan(body, start, (steps, etas, sigmas))
     converged = jnp.all(winners[-1] == winners[-2]) if max_steps > 1 else jnp.zeros((), bool)
-    return w.reshape(rows, cols, d), SOMInfo(converged, jnp.asarray(max_steps, jnp.int32), qe, winners)
+    return _finish(w.reshape(rows, cols, d), winners, qe, first_bad, converged, max_steps)
 
 
 def fit_batch(x, *, params, max_steps: int = 10, learning_rate=1.0, sigma=1.0, neighbourhood: str = "gaussian",
@@ -312,7 +368,9 @@ def fit_batch(x, *, params, max_steps: int = 10, learning_rate=1.0, sigma=1.0, n
         raise TypeError("fit_batch needs an integer max_steps")
     args = _check_fit(params, x, max_steps, learning_rate, sigma, neighbourhood, topology, learning_rate_decay,
                       sigma_decay)
-    return _fit_batch(params, x, learning_rate, sigma, *args, precision)
+    w, info = _fit_batch(params, x, learning_rate, sigma, *args, precision)
+    _g.warn_nonfinite(info, where="som.fit_batch", hint=_HINT)
+    return w, info
 
 
 @partial(jax.jit, static_argnames=("precision",))

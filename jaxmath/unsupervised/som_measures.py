@@ -50,7 +50,11 @@ def topographic_error(params, x, *, topology: str = "rectangular", precision=Non
 @partial(jax.jit, static_argnames=("topology", "scaling"))
 def u_matrix(params, *, topology: str = "rectangular", scaling: str = "sum") -> Array:
     """U-matrix: for each neuron the sum (or mean) of the distances ‖w_i − w_k‖ to its grid neighbours,
-    divided by the largest such value (MiniSom's ``distance_map``). params (rows, cols, d) -> (rows, cols)."""
+    divided by the largest such value (MiniSom's ``distance_map``). params (rows, cols, d) -> (rows, cols).
+
+    A map with no spread (every neuron at the same point, or a 1×1 grid) has no boundaries at all: its U-matrix
+    is all zeros, not MiniSom's 0/0 = NaN. (A jitted math function does not look at values to warn; zeros are
+    the exact limit, so nothing is hidden.)"""
     V.check_ndim(params, 3, name="params")
     G.check_grid(params.shape[0], params.shape[1])
     V.check_choice(topology, G.TOPOLOGIES, name="topology")
@@ -63,7 +67,8 @@ def u_matrix(params, *, topology: str = "rectangular", scaling: str = "sum") -> 
     total = jnp.sum(jnp.where(adj, dist, 0), axis=1)
     if scaling == "mean":
         total = total / jnp.maximum(jnp.sum(adj, axis=1), 1).astype(total.dtype)
-    return (total / jnp.max(total)).reshape(rows, cols)
+    top = jnp.max(total)
+    return jnp.where(top > 0, total / jnp.where(top > 0, top, 1), jnp.zeros_like(total)).reshape(rows, cols)
 
 
 @partial(jax.jit, static_argnames=("precision",))
