@@ -3,7 +3,10 @@
 No wall-clock assertions: timings come from scripted clocks, or only their structure is checked.
 """
 
+import importlib.util
+import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -488,3 +491,108 @@ def test_cli_bench_bad_flags_one_line_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- jaxmath bench compare
+
+
+def _record_file(path, *, kind, backend, scale, percent, source, version=records.SCHEMA_VERSION, date="2026-11-29"):
+    """A synthetic two-case record file as `jaxmath bench --json` writes it (times scaled by ``scale``)."""
+    recs = []
+    for case, eager, jit, loop, fused in (("mlp-784-16-16-10", 30e-3, 6e-4, 3e-4, 1.5e-4),
+                                          ("logreg", 60e-3, 1e-2, 9e-3, 8e-3)):
+        for mode, t in (("eager", eager), ("jit", jit), ("loop", loop), ("fused", fused)):
+            recs.append(records.Record(case=case, mode=mode, device=f"{backend}:0", device_kind=kind,
+                                       backend=backend, median_s=t * scale, percent_of_peak=percent,
+                                       peak_source=source))
+    recs.insert(0, records.Record(case="matmul 1024x1024x1024", mode="peak", device=f"{backend}:0",
+                                  device_kind=kind, backend=backend, median_s=1e-2 * scale))
+    records.write_json(recs, path, meta={"jax": "0.10.2", "jaxlib": "0.10.2", "date": date, "size": "small"})
+    if version != records.SCHEMA_VERSION:
+        data = json.loads(path.read_text())
+        if version is None:
+            del data["schema_version"]
+        else:
+            data["schema_version"] = version
+        path.write_text(json.dumps(data))
+    return recs
+
+
+def test_compare_merges_a_cpu_and_a_gpu_record_into_one_table(tmp_path):
+    from jaxmath.bench import compare
+
+    cpu = _record_file(tmp_path / "cpu.json", kind="cpu", backend="cpu", scale=1.0, percent=40.0,
+                       source="matmul alongside")
+    gpu = _record_file(tmp_path / "gpu.json", kind="NVIDIA H100 80GB HBM3", backend="gpu", scale=0.05,
+                       percent=12.0, source="table", date="2026-11-30")
+    sources = compare.load_sources([tmp_path / "cpu.json", tmp_path / "gpu.json"])
+    assert [s.label for s in sources] == ["A", "B"]
+    rows = compare.merge(sources)
+    # Cases in order, then sources: the peak record is the reference, not a case.
+    assert [(r.case, r.source, r.backend) for r in rows] == [
+        ("mlp-784-16-16-10", "A", "cpu"), ("mlp-784-16-16-10", "B", "gpu"), ("logreg", "A", "cpu"),
+        ("logreg", "B", "gpu")]
+    for row in rows:
+        inputs = {r.mode: r for r in (cpu if row.source == "A" else gpu) if r.case == row.case}
+        assert row.eager_s == inputs["eager"].median_s and row.jit_s == inputs["jit"].median_s
+        assert row.loop_s == inputs["loop"].median_s and row.fused_s == inputs["fused"].median_s
+        assert row.jit_speedup == pytest.approx(inputs["eager"].median_s / inputs["jit"].median_s)
+        assert row.fused_speedup == pytest.approx(inputs["eager"].median_s / inputs["fused"].median_s)
+    assert rows[1].device_kind == "NVIDIA H100 80GB HBM3" and rows[1].date == "2026-11-30"
+    assert (rows[0].percent_of_peak, rows[1].percent_of_peak) == (40.0, 12.0)
+    table = compare.format_compare(sources, rows)
+    lines = table.splitlines()
+    assert max(map(len, lines)) <= 100
+    assert lines[0].startswith("A:cpu  cpu, float32, default; jax 0.10.2; 2026-11-29; size small; cpu.json")
+    assert lines[1].startswith("B:gpu  NVIDIA H100 80GB HBM3")
+    body = [line.split() for line in lines if line.startswith(("mlp", "logreg", " "))]
+    # 30 ms / 600 us = 50x jit speedup, 30 ms / 150 us = 200x fused; the GPU's % ref is a spec peak (no "m").
+    assert body[0] == ["mlp-784-16-16-10", "A:cpu", "30.00", "ms", "600.0", "us", "150.0", "us", "50.0x", "200x",
+                       "40%m"]
+    assert body[1] == ["B:gpu", "1.50", "ms", "30.0", "us", "7.5", "us", "50.0x", "200x", "12%"]
+    markdown = compare.format_compare_markdown(sources, rows).splitlines()
+    assert len(markdown) == 2 + 4 and "NVIDIA H100 80GB HBM3" in markdown[3] and "2026-11-30" in markdown[3]
+
+
+def test_cli_bench_compare_writes_csv_and_plot_and_refuses_old_records(tmp_path):
+    import csv as _csv
+    import subprocess
+    import sys
+
+    _record_file(tmp_path / "a.json", kind="cpu", backend="cpu", scale=1.0, percent=40.0, source="matmul alongside")
+    _record_file(tmp_path / "b.json", kind="TPU v5 lite", backend="tpu", scale=0.1, percent=5.0, source="table")
+    _record_file(tmp_path / "old.json", kind="cpu", backend="cpu", scale=1.0, percent=1.0, source="", version=None)
+    _record_file(tmp_path / "v1.json", kind="cpu", backend="cpu", scale=1.0, percent=1.0, source="", version=1)
+
+    def cli(*argv):
+        code = "import sys; from jaxmath.cli import main; sys.exit(main(sys.argv[1:]))"
+        return subprocess.run([sys.executable, "-c", code, "bench", "compare", *argv],
+                              capture_output=True, text=True)
+
+    plot = [] if importlib.util.find_spec("matplotlib") is None else ["--plot", str(tmp_path / "c.png")]
+    done = cli(str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--csv", str(tmp_path / "c.csv"), *plot)
+    assert done.returncode == 0, done.stderr
+    assert "B:tpu  TPU v5 lite" in done.stdout and f"wrote {tmp_path / 'c.csv'}" in done.stdout
+    with open(tmp_path / "c.csv", newline="") as f:
+        rows = list(_csv.DictReader(f))
+    assert [(r["case"], r["source"]) for r in rows] == [("mlp-784-16-16-10", "A"), ("mlp-784-16-16-10", "B"),
+                                                          ("logreg", "A"), ("logreg", "B")]
+    assert float(rows[1]["jit_s"]) == pytest.approx(6e-5) and float(rows[1]["jit_speedup"]) == pytest.approx(50)
+    if plot:
+        assert (tmp_path / "c.png").stat().st_size > 1000
+    for name, says in (("old.json", "no schema_version"), ("v1.json", "schema_version 1")):
+        done = cli(str(tmp_path / "a.json"), str(tmp_path / name))
+        assert done.returncode == 2 and done.stdout == ""
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+        assert f"jaxmath bench compare: error: {tmp_path / name}: {says}" in done.stderr
+        assert "re-measure with `jaxmath bench --json" in done.stderr
+
+
+def test_shipped_cpu_record_reads_with_the_current_schema():
+    from jaxmath.bench import compare
+
+    shipped = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "records").glob("*.json"))
+    assert shipped, "benchmarks/records/ holds no record"
+    for source in compare.load_sources(shipped):
+        assert source.meta["jax"] and source.meta["date"] and source.meta["device_kinds"]
+        assert {r.mode for r in source.records} >= {"eager", "jit", "fused"}

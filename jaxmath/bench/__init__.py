@@ -6,12 +6,14 @@
     print(bench.format_table(recs))
 """
 
+from jaxmath.bench import compare as compare
 from jaxmath.bench.cost import Cost as Cost
 from jaxmath.bench.cost import compiled_cost as compiled_cost
 from jaxmath.bench.cost import cost_of as cost_of
 from jaxmath.bench.peaks import lookup as lookup_peak
 from jaxmath.bench.peaks import peak_bandwidth as peak_bandwidth
 from jaxmath.bench.peaks import peak_flops as peak_flops
+from jaxmath.bench.records import SCHEMA_VERSION as SCHEMA_VERSION
 from jaxmath.bench.records import Record as Record
 from jaxmath.bench.records import format_markdown as format_markdown
 from jaxmath.bench.records import format_table as format_table

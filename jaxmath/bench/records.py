@@ -61,14 +61,21 @@ def _parse(name: str, text: str) -> Any:
     return text
 
 
+# The version of the JSON layout written by ``write_json``. Records written before it existed carry none
+# (version 1: no versions, date or machine in "meta"); ``jaxmath bench compare`` refuses those, since it cannot
+# say what they were measured with. Bump it whenever a field changes meaning.
+SCHEMA_VERSION = 2
+
+
 def write_json(records: Sequence[Record], path: str | Path, *, meta: dict | None = None) -> None:
-    """Write ``{"meta": {...}, "records": [...]}`` (NaN/inf written as null)."""
+    """Write ``{"schema_version": 2, "meta": {...}, "records": [...]}`` (NaN/inf written as null)."""
 
     def clean(value):
         return None if isinstance(value, float) and not math.isfinite(value) else value
 
     rows = [{k: clean(v) for k, v in r.as_dict().items()} for r in records]
-    Path(path).write_text(json.dumps({"meta": meta or {}, "records": rows}, indent=2) + "\n")
+    data = {"schema_version": SCHEMA_VERSION, "meta": meta or {}, "records": rows}
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
 
 
 def read_json(path: str | Path) -> list[Record]:

@@ -35,6 +35,16 @@ def register(subparsers: argparse._SubParsersAction, help_text: str) -> None:
                         help="also print the precision parity report (MLP outputs and gradients vs CPU float32)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.set_defaults(func=run)
+    from jaxmath.cli import OneLineParser
+
+    commands = parser.add_subparsers(dest="bench_command", metavar="compare", parser_class=OneLineParser)
+    compare_help = "merge `jaxmath bench --json` records from several machines into one table and plot"
+    compare = commands.add_parser("compare", help=compare_help, description=compare_help)
+    compare.add_argument("files", nargs="+", metavar="FILE.json", help="records written by `jaxmath bench --json`")
+    compare.add_argument("--plot", metavar="FILE.png", help="plot speedups per machine, device and mode")
+    compare.add_argument("--csv", metavar="FILE", help="write the merged rows as CSV")
+    compare.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    compare.set_defaults(func=run_compare)
 
 
 def _devices(spec: str):
@@ -49,6 +59,66 @@ def _devices(spec: str):
     except RuntimeError:
         have = sorted({d.platform for d in jax.devices()} | {"cpu"})
         raise CLIError(f"jaxmath bench: error: --devices {spec!r}: no such devices here (available: {', '.join(have)})")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from jaxmath.bench import compare as _compare
+    from jaxmath.cli import CLIError, output_file_problem
+
+    for flag, path in (("--csv", args.csv), ("--plot", args.plot)):
+        problem = path is not None and output_file_problem(flag, path)
+        if problem:
+            raise CLIError(f"jaxmath bench compare: error: {problem}")
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise CLIError(f"jaxmath bench compare: error: --plot must name a .png file, got {args.plot!r}")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        raise CLIError('jaxmath bench compare: error: --plot needs matplotlib: pip install "jaxmath[plot]"')
+    try:
+        sources = _compare.load_sources(args.files)
+    except _compare.RecordFileError as err:
+        raise CLIError(f"jaxmath bench compare: error: {err}") from None
+    rows = _compare.merge(sources)
+    if args.markdown:
+        print(_compare.format_compare_markdown(sources, rows))
+    else:
+        print(_compare.format_compare(sources, rows))
+    if args.csv:
+        _compare.write_compare_csv(rows, args.csv)
+        print(f"wrote {args.csv}")
+    if args.plot:
+        _compare.plot_compare(sources, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def machine_meta() -> dict:
+    """What a record was measured with: versions, date (UTC), CPU, core count, backend and its devices."""
+    import os
+    import platform
+    import time as _time
+
+    import jax
+    import jaxlib
+
+    from jaxmath import __version__
+
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "jaxmath": __version__,
+            "python": platform.python_version(), "date": _time.strftime("%Y-%m-%d", _time.gmtime()),
+            "machine": platform.machine(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+            "backend": jax.default_backend(), "device_kinds": sorted({d.device_kind for d in jax.devices()})}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
         rows = [row for device in distinct_devices(devices) for row in _parity.parity_report(device=device)]
         print(_parity.format_parity(rows))
     meta = {"size": size, "precision": args.precision or "default", "dtype": args.dtype, "seconds": elapsed,
-            "load_average": load, "jax": jax.__version__, "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            "load_average": load, **machine_meta(),
+            "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     if args.json:
         _records.write_json(recs, args.json, meta=meta)
         print(f"wrote {args.json}")
