@@ -322,20 +322,23 @@ def _exploding_setup(n=8):
     def loss_fn(params, batch):
         return jnp.mean(batch[0]) * jnp.sum(params["w"] ** 2)
 
-    # Replay in NumPy float32: the first step whose loss or new params are not finite.
-    w, k = np.float32(1.0), 0
+    # Replay in NumPy float32: the first step whose loss or new params are not finite. When the loss
+    # overflowed, the params that produced it (finite, but evaluating to inf) are dropped too: the state kept
+    # is the one before, the last whose loss evaluated finite.
+    w, k, previous = np.float32(1.0), 0, None
     with np.errstate(over="ignore", invalid="ignore"):
         while True:
             loss = w * w
             new = np.float32(w - np.float32(100.0) * np.float32(2.0) * w)
             if not (np.isfinite(loss) and np.isfinite(new)):
                 break
-            w, k = new, k + 1
-    return images, labels, loss_fn, k, w
+            w, k, previous = new, k + 1, w
+        assert not np.isfinite(w * w) and np.isfinite(w)  # this setup diverges through the loss, params finite
+    return images, labels, loss_fn, k, previous, k - 1
 
 
 def test_run_epoch_stops_at_the_first_nonfinite_step_and_keeps_the_last_finite_state():
-    images, labels, loss_fn, bad_step, last_w = _exploding_setup(n=32)
+    images, labels, loss_fn, bad_step, last_w, kept_steps = _exploding_setup(n=32)
     assert 0 < bad_step < 32
     step = training.make_train_step(loss_fn, optim.sgd(learning_rate=100.0), jit=False)
     state = step.init({"w": jnp.ones((), jnp.float32)}, key=jax.random.PRNGKey(0))
@@ -343,8 +346,8 @@ def test_run_epoch_stops_at_the_first_nonfinite_step_and_keeps_the_last_finite_s
     assert int(metrics["first_nonfinite_step"]) == bad_step
     assert np.all(np.isfinite(np.asarray(metrics["loss"])[:bad_step]))
     assert not np.isfinite(np.asarray(metrics["loss"])[bad_step])
-    assert int(state.step) == bad_step
-    assert np.isfinite(float(state.params["w"]))
+    assert int(state.step) == kept_steps == bad_step - 1
+    assert np.isfinite(float(state.params["w"]) ** 2)
     np.testing.assert_allclose(float(state.params["w"]), float(last_w), rtol=1e-6)
 
 
@@ -410,7 +413,7 @@ def test_fit_early_stopping_by_the_notes_criterion_and_by_patience():
 
 
 def test_fit_nonfinite_loss_warns_with_epoch_and_step_and_returns_last_finite_params():
-    images, labels, loss_fn, bad_step, last_w = _exploding_setup(n=8)
+    images, labels, loss_fn, bad_step, last_w, kept_steps = _exploding_setup(n=8)
     step = training.make_train_step(loss_fn, optim.sgd(learning_rate=100.0))
     state = step.init({"w": jnp.ones((), jnp.float32)}, key=jax.random.PRNGKey(0))
     epoch, step_in_epoch = bad_step // 8 + 1, bad_step % 8 + 1
@@ -419,7 +422,7 @@ def test_fit_nonfinite_loss_warns_with_epoch_and_step_and_returns_last_finite_pa
                                    progress=False)
     assert info.stop_reason.startswith(f"non-finite loss at epoch {epoch}") and not info.converged
     assert info.history["train_loss"].shape == (epoch,)
-    assert int(final.step) == bad_step == info.num_steps  # the good steps of the last epoch are kept
+    assert int(final.step) == kept_steps == info.num_steps  # the good steps of the last epoch are kept
     np.testing.assert_allclose(float(final.params["w"]), float(last_w), rtol=1e-6)
 
 
@@ -538,7 +541,7 @@ def test_fit_ensemble_keeps_best_params_per_model():
 
 
 def test_fit_ensemble_reports_the_model_that_diverged_and_trains_the_others():
-    images, labels, loss_fn, bad_step, last_w = _exploding_setup(n=8)
+    images, labels, loss_fn, bad_step, last_w, kept_steps = _exploding_setup(n=8)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     step = training.make_train_step(loss_fn, optim.sgd, learning_rate=0.01)
     states = training.init_ensemble(keys, init_fn=lambda k: {"w": jnp.ones((), jnp.float32)}, train_step=step)
@@ -552,7 +555,7 @@ def test_fit_ensemble_reports_the_model_that_diverged_and_trains_the_others():
     np.testing.assert_allclose(w[0], 0.98 ** (8 * (epoch + 1)), rtol=1e-4)  # w <- w (1 - 2·0.01) each step
     np.testing.assert_allclose(w[1], float(last_w), rtol=1e-6)
     assert "model 0" not in info.stop_reason
-    np.testing.assert_array_equal(info.num_steps, [8 * (epoch + 1), bad_step])
+    np.testing.assert_array_equal(info.num_steps, [8 * (epoch + 1), kept_steps])
 
 
 # ----------------------------------------------------------------------------- torch replay

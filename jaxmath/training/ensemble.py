@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from typing import Any, Callable
@@ -12,12 +13,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmath import _validation as V
+from jaxmath import checkpoint
+from jaxmath.training import resume as resume_lib
 from jaxmath.training.epoch import (
     _check_epoch_args,
     _check_label_values,
     _check_train_step,
-    _epoch_core,
+    _epoch_scan,
     _evaluate_core,
+    REASON_LEARNING_RATE,
+    REASON_LOSS,
+    REASON_PARAMS,
 )
 from jaxmath.training.fit import BAR_FORMAT, FitInfo, _prepare_data, progress_postfix
 from jaxmath.training.state import TrainState
@@ -50,20 +56,29 @@ def init_ensemble(keys: jax.Array, *, init_fn: Callable, train_step: TrainStep) 
     return jax.jit(jax.vmap(one))(keys)
 
 
-def _ensemble_epoch(train_step, batch_size, states, x, labels, learning_rates):
-    def member(state, lr):
+def _ensemble_scan(train_step, batch_size, states, x, labels, learning_rates, fallbacks):
+    """``_epoch_scan`` for every member: ``(states, verified, metrics)`` with a leading K axis."""
+    def member(state, lr, fallback):
         if lr is None:
             step = train_step.pure
         else:
             step = _pure_step(train_step.loss_fn, train_step.optimizer_fn(learning_rate=lr))
-        return _epoch_core(step, batch_size, state, x, labels)
+        return _epoch_scan(step, batch_size, state, x, labels, fallback)
 
     if learning_rates is None:
-        return jax.vmap(lambda s: member(s, None))(states)
-    return jax.vmap(member)(states, learning_rates)
+        return jax.vmap(lambda s, f: member(s, None, f))(states, fallbacks)
+    return jax.vmap(member)(states, learning_rates, fallbacks)
+
+
+def _ensemble_epoch(train_step, batch_size, states, x, labels, learning_rates):
+    states, _, metrics = _ensemble_scan(train_step, batch_size, states, x, labels, learning_rates, None)
+    metrics.pop("nonfinite_reason")
+    return states, metrics
 
 
 _ensemble_epoch_jit = jax.jit(_ensemble_epoch, static_argnums=(0, 1), donate_argnums=(2,))
+_ensemble_fit_epoch_jit = jax.jit(_ensemble_scan, static_argnums=(0, 1), donate_argnums=(2, 6))
+_ensemble_fit_epoch_copying = jax.jit(_ensemble_scan, static_argnums=(0, 1))
 
 
 def _check_ensemble(states, train_step, learning_rates):
@@ -173,6 +188,9 @@ def fit_ensemble(
     validation_split: float = 0.0,
     eval_batch_size: int = 1000,
     progress: bool = True,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
 ) -> tuple[TrainState, FitInfo]:
     """``fit`` for K models at once: one compiled, vmapped epoch per host iteration, best params per model.
 
@@ -186,6 +204,8 @@ def fit_ensemble(
       train_step, batch_size, learning_rates: as for ``run_ensemble_epoch``.
       num_epochs: number of epochs (>= 1).
       validation_data, validation_split, eval_batch_size, progress: as for ``fit``.
+      checkpoint_dir, checkpoint_every, resume: as for ``fit`` (the checkpoint holds the stacked states);
+        ``learning_rates`` are not saved: pass the same ones to resume.
 
     Returns:
       ``(states, info)``: the stacked final states and a ``FitInfo`` whose per-model fields carry a K axis:
@@ -197,6 +217,7 @@ def fit_ensemble(
     V.check_integer(num_epochs, name="num_epochs", minimum=1)
     V.check_integer(batch_size, name="batch_size", minimum=1)
     V.check_integer(eval_batch_size, name="eval_batch_size", minimum=1)
+    resume_lib.check_args(checkpoint_dir, checkpoint_every, resume)
     _check_ensemble(states, train_step, learning_rates)
     loss_fn = train_step.loss_fn
     x, labels, validation_data = _prepare_data(
@@ -204,33 +225,56 @@ def fit_ensemble(
     )
     _check_epoch_args(x, labels, batch_size)
     num_batches = np.shape(x)[0] // batch_size
-    states = jax.tree_util.tree_map(jnp.copy, states)
-    best_params = jax.tree_util.tree_map(jnp.copy, states.params)
     k = states.step.shape[0]
-    best_loss = np.full((k,), np.inf)
-    best_epoch = np.zeros((k,), int)
-    steps_run = np.zeros((k,), int)
-    train_seconds = 0.0
-    failures: dict[int, str] = {}
-    history: dict[str, list] = {}
+    loaded = resume_lib.load(checkpoint_dir, states, kind="fit_ensemble", state_key="states") if resume else None
+    if loaded is None:
+        states = jax.tree_util.tree_map(jnp.copy, states)
+        verified = jax.tree_util.tree_map(jnp.copy, states)
+        best_params = jax.tree_util.tree_map(jnp.copy, states.params)
+        best_loss = np.full((k,), np.inf)
+        best_epoch = np.zeros((k,), int)
+        start_step = np.asarray(states.step).astype(int)
+        train_seconds, first_epoch = 0.0, 1
+        failures: dict[int, str] = {}
+        history: dict[str, list] = {}
+    else:
+        tree, metadata = loaded
+        states, verified, book = tree["states"], tree["verified"], tree["fit"]
+        best_params, best_loss, best_epoch = book["best_params"], book["best_loss"], book["best_epoch"]
+        start_step, train_seconds, first_epoch = book["start_step"], book["train_seconds"], book["epoch"] + 1
+        history = resume_lib.history_lists(book["history"])
+        failures = {int(i): text for i, text in metadata.get("failures", {}).items()}
+    # Without donation when checkpointing: the last completed states must survive a Ctrl-C.
+    run = _ensemble_fit_epoch_jit if checkpoint_dir is None else _ensemble_fit_epoch_copying
+    completed_epoch, saved_epoch, snapshot = None, None, None
+
+    def save(epoch, snapshot):
+        checkpoint.save(checkpoint_dir, snapshot, step=epoch, metadata={
+            "kind": "fit_ensemble", "epoch": epoch, "num_epochs": num_epochs, "batch_size": batch_size,
+            "failures": {str(i): text for i, text in failures.items()}})
+        return epoch
 
     bar = None
-    epoch_iter = range(1, num_epochs + 1)
+    epoch_iter = range(first_epoch, num_epochs + 1)
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(epoch_iter, desc=f"fit x{k}", unit="epoch", total=num_epochs, bar_format=BAR_FORMAT)
+        bar = tqdm(epoch_iter, desc=f"fit x{k}", unit="epoch", total=num_epochs, initial=first_epoch - 1,
+                   bar_format=BAR_FORMAT)
         epoch_iter = bar
     try:
         for epoch in epoch_iter:
             start = time.perf_counter()
-            states, metrics = _run_ensemble_epoch(
-                states, x, labels, train_step=train_step, batch_size=batch_size, learning_rates=learning_rates,
-            )
+            try:
+                states, verified, metrics = run(train_step, batch_size, states, x, labels, learning_rates, verified)
+            except (RuntimeError, ValueError) as err:
+                if is_donated(states):
+                    raise ValueError(DONATED_MESSAGE) from err
+                raise
             metrics = jax.device_get(metrics)
             train_seconds += time.perf_counter() - start
             bad = np.asarray(metrics.pop("first_nonfinite_step"))
-            steps_run += np.where(bad < 0, num_batches, bad)
+            reason = np.asarray(metrics.pop("nonfinite_reason"))
             record = {}
             for name, per_step in metrics.items():
                 per_step = np.asarray(per_step, np.float64)
@@ -243,11 +287,16 @@ def fit_ensemble(
                 val = jax.device_get(_evaluate_ensemble(loss_fn, eval_batch_size, states.params, *validation_data))
                 record.update({f"val_{name}": np.asarray(v, np.float64) for name, v in val.items()})
             for i in np.flatnonzero(bad >= 0):
-                failures.setdefault(int(i), f"model {int(i)}: non-finite loss at epoch {epoch}, step {int(bad[i]) + 1}")
+                what = "learning rate negative or not finite" if reason[i] == REASON_LEARNING_RATE else \
+                    "non-finite params" if reason[i] == REASON_PARAMS else "non-finite loss"
+                failures.setdefault(int(i), f"model {int(i)}: {what} at epoch {epoch}, step {int(bad[i]) + 1}")
             monitored = record["val_loss" if validation_data is not None else "train_loss"]
+            # A member whose previous final params evaluated non-finite (rolled back at the first step) must
+            # not keep them as its best.
+            stale = (bad == 0) & (reason == REASON_LOSS) & (best_epoch == epoch - 1)
             improved = np.isfinite(monitored) & (monitored < best_loss)
-            if improved.any():
-                mask = jnp.asarray(improved)
+            if improved.any() or stale.any():
+                mask = jnp.asarray(improved | stale)
                 best_params = jax.tree_util.tree_map(
                     lambda new, old: jnp.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
                     states.params, best_params,
@@ -259,10 +308,26 @@ def fit_ensemble(
             history.setdefault("epoch_time", []).append(time.perf_counter() - start)
             if bar is not None:
                 bar.set_postfix_str(progress_postfix(record), refresh=False)
+            if checkpoint_dir is not None:
+                snapshot = {"states": states, "verified": verified, "fit": {
+                    "epoch": epoch, "history": resume_lib.history_arrays(history), "best_params": best_params,
+                    "best_loss": np.asarray(best_loss, np.float64), "best_epoch": np.asarray(best_epoch),
+                    "start_step": np.asarray(start_step), "train_seconds": train_seconds}}
+                completed_epoch = epoch
+                if epoch % checkpoint_every == 0 or epoch == num_epochs:
+                    saved_epoch = save(epoch, snapshot)
+    except KeyboardInterrupt as interrupt:
+        if checkpoint_dir is not None:
+            if completed_epoch is not None and completed_epoch != saved_epoch:
+                saved_epoch = save(completed_epoch, snapshot)
+            latest = saved_epoch if saved_epoch is not None else checkpoint.latest_step(checkpoint_dir)
+            interrupt.add_note(resume_lib.interrupted_note(checkpoint_dir, latest))
+        raise
     finally:
         if bar is not None:
             bar.close()
 
+    steps_run = np.asarray(states.step).astype(int) - start_step
     stop_reason = "epochs"
     if failures:
         stop_reason = "; ".join(failures[i] for i in sorted(failures)) + " (those models kept their last finite params)"

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxmath import _validation as V
+from jaxmath.optim.base import learning_rates_in
 from jaxmath.training.state import TrainState
 from jaxmath.training.step import DONATED_MESSAGE, TrainStep, check_not_donated, is_donated, with_metrics
 
@@ -55,11 +56,31 @@ def _tree_all_finite(tree) -> jax.Array:
     return ok
 
 
-def _epoch_core(train_step: Callable, batch_size: int, state: TrainState, x, labels):
-    """The pure epoch (no jit, no checks): shuffle with ``state.key``, scan ``train_step`` over the batches.
+def _learning_rates_ok(opt_state) -> jax.Array:
+    # A schedule may return NaN or a negative rate (gradient ascent): the step that would apply it is
+    # rejected like a non-finite one, so fit never trains with it silently.
+    ok = jnp.asarray(True)
+    for rate in learning_rates_in(opt_state):
+        ok = ok & jnp.all(jnp.isfinite(rate) & (rate >= 0))
+    return ok
 
-    A step whose loss or new params are not finite is rejected: the carry keeps the last good state,
-    the remaining steps change nothing, and ``first_nonfinite_step`` records where it happened.
+
+# Why a step was rejected (metrics["nonfinite_reason"], read by fit for its message).
+REASON_LOSS, REASON_PARAMS, REASON_LEARNING_RATE = 1, 2, 3
+
+
+def _epoch_scan(train_step: Callable, batch_size: int, state: TrainState, x, labels, fallback):
+    """The pure epoch: shuffle with ``state.key``, scan ``train_step`` over the batches.
+
+    Acceptance of a step: its loss at the current params is finite, the learning rate it applies is finite
+    and >= 0, and the new params are finite. The loss of the new params is only known at the next step, so
+    the carry also holds ``verified``, the newest state whose own loss was evaluated finite: when a loss turns
+    non-finite, the params that produced it (huge but finite after a divergence) are dropped and ``verified``
+    is returned. ``fallback`` is the verified state of the previous epoch (None: ``state`` itself).
+
+    Returns:
+      ``(state, verified, metrics)``; ``metrics["first_nonfinite_step"]`` is -1 or the rejected step's index,
+      ``metrics["nonfinite_reason"]`` 0 or one of the ``REASON_*`` codes.
     """
     step_fn = train_step.pure if isinstance(train_step, TrainStep) else train_step
     n = x.shape[0]
@@ -69,31 +90,59 @@ def _epoch_core(train_step: Callable, batch_size: int, state: TrainState, x, lab
     # does two rounds to remove the tiny bias of tied bits, which costs compile time and does not matter here).
     order = jnp.argsort(jax.random.bits(shuffle_key, (n,)))[: num_batches * batch_size].reshape(num_batches, batch_size)
     state = state._replace(key=key)
+    verified = state if fallback is None else fallback
     # Gather whole rows of a flat (n, d) view, then restore the example shape: XLA's CPU gather of
     # contiguous rows is much cheaper than gathering (28, 28) slices (figures in benchmarks/RESULTS.md);
     # both reshapes are free.
     rows = x.reshape(n, -1)
     example_shape = x.shape[1:]
 
+    def select(pred, new, old):
+        return jax.tree_util.tree_map(lambda a, b: lax.select(pred, a, b), new, old)
+
     def body(carry, xs):
-        current, first_bad = carry
+        current, verified, first_bad, reason = carry
         i, idx = xs
         batch_x = rows[idx].reshape((idx.shape[0],) + example_shape)
         candidate, metrics = step_fn(current, (batch_x, labels[idx]))
-        ok = (first_bad < 0) & jnp.isfinite(metrics["loss"]) & _tree_all_finite(candidate.params)
-        current = jax.tree_util.tree_map(lambda new, old: lax.select(ok, new, old), candidate, current)
-        first_bad = jnp.where((first_bad < 0) & ~ok, i, first_bad)
-        return (current, first_bad), metrics
+        active = first_bad < 0
+        loss_ok = jnp.isfinite(metrics["loss"])
+        rate_ok = _learning_rates_ok(current.opt_state)
+        params_ok = _tree_all_finite(candidate.params)
+        accept = active & loss_ok & rate_ok & params_ok
+        verified = select(active & loss_ok, current, verified)
+        current = select(accept, candidate, select(active & ~loss_ok, verified, current))
+        failed = active & ~accept
+        code = jnp.where(~loss_ok, REASON_LOSS, jnp.where(~rate_ok, REASON_LEARNING_RATE, REASON_PARAMS))
+        reason = jnp.where(failed, code, reason).astype(jnp.int32)
+        first_bad = jnp.where(failed, i, first_bad)
+        return (current, verified, first_bad, reason), metrics
 
     steps = jnp.arange(num_batches, dtype=jnp.int32)
-    (state, first_bad), metrics = lax.scan(body, (state, jnp.asarray(-1, jnp.int32)), (steps, order))
+    init = (state, verified, jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32))
+    (state, verified, first_bad, reason), metrics = lax.scan(body, init, (steps, order))
     metrics = dict(metrics)
     metrics["first_nonfinite_step"] = first_bad
+    metrics["nonfinite_reason"] = reason
+    return state, verified, metrics
+
+
+def _epoch_core(train_step: Callable, batch_size: int, state: TrainState, x, labels):
+    """The pure epoch of ``run_epoch`` (no jit, no checks): ``(state, metrics)`` of ``_epoch_scan``.
+
+    A rejected step changes nothing; a non-finite loss rolls back to the last state whose loss was finite
+    (within the epoch), and ``first_nonfinite_step`` records where it happened.
+    """
+    state, _, metrics = _epoch_scan(train_step, batch_size, state, x, labels, None)
+    metrics.pop("nonfinite_reason")
     return state, metrics
 
 
 _run_epoch_donating = jax.jit(_epoch_core, static_argnums=(0, 1), donate_argnums=(2,))
 _run_epoch_copying = jax.jit(_epoch_core, static_argnums=(0, 1))
+# fit's epoch: also carries the previous epoch's verified state (donated with the state when donating).
+_fit_epoch_donating = jax.jit(_epoch_scan, static_argnums=(0, 1), donate_argnums=(2, 5))
+_fit_epoch_copying = jax.jit(_epoch_scan, static_argnums=(0, 1))
 
 
 def _check_epoch_args(x, labels, batch_size):
@@ -113,10 +162,21 @@ def _check_train_step(train_step):
 
 
 def _epoch(state, x, labels, *, train_step, batch_size, donate):
-    """``run_epoch`` without its checks (``fit`` checks once, then calls this every epoch)."""
+    """``run_epoch`` without its checks."""
     run = _run_epoch_donating if donate else _run_epoch_copying
     try:
         return run(train_step, batch_size, state, x, labels)
+    except (RuntimeError, ValueError) as err:
+        if is_donated(state):
+            raise ValueError(DONATED_MESSAGE) from err
+        raise
+
+
+def _fit_epoch(state, fallback, x, labels, *, train_step, batch_size, donate):
+    """One epoch for ``fit`` (checked once before): ``(state, verified, metrics)`` of ``_epoch_scan``."""
+    run = _fit_epoch_donating if donate else _fit_epoch_copying
+    try:
+        return run(train_step, batch_size, state, x, labels, fallback)
     except (RuntimeError, ValueError) as err:
         if is_donated(state):
             raise ValueError(DONATED_MESSAGE) from err
@@ -140,8 +200,10 @@ def run_epoch(
     skipped. ``x`` stays in its dtype (uint8) on the device; the loss function scales it inside the step.
     Metrics are the scan's outputs: nothing goes back to the host between steps.
 
-    Nothing is lost: a step with a non-finite loss (or non-finite new params) is not applied, the
-    returned state is the last finite one, and ``metrics["first_nonfinite_step"]`` says which step failed.
+    Nothing is lost: a step with a non-finite loss, non-finite new params or a negative or NaN learning
+    rate (from a schedule) is not applied; when the loss turns non-finite, the params that produced it are
+    dropped too (huge but finite params that evaluate to NaN), so the returned state is the last one whose
+    loss evaluated finite. ``metrics["first_nonfinite_step"]`` says which step failed.
 
     Checked before anything runs: ``state.opt_state`` was made by ``train_step.optimizer`` (structure,
     shapes, dtypes), ``state`` was not consumed by an earlier donating call, ``labels`` are integers and, when

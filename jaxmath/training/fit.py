@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from typing import Any, NamedTuple
@@ -12,7 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmath import _validation as V
-from jaxmath.training.epoch import _check_train_step, _epoch, _evaluate, check_dataset
+from jaxmath import checkpoint
+from jaxmath.training import resume as resume_lib
+from jaxmath.training.epoch import REASON_LEARNING_RATE, REASON_LOSS, _check_train_step, _evaluate, _fit_epoch, check_dataset
 from jaxmath.training.state import TrainState
 from jaxmath.training.step import TrainStep, check_not_donated
 
@@ -22,7 +25,8 @@ class FitInfo(NamedTuple):
 
     Fields:
       converged: True when an early-stopping criterion (``patience`` or ``tolerance``) ended training.
-      num_steps: optimizer steps that ran and were kept in this call (a rejected non-finite step is not counted).
+      num_steps: optimizer steps kept (``state.step`` minus its value at the start; a resumed run counts from
+        the original start; rejected and rolled-back steps are not counted).
       num_epochs: epochs run (the last one possibly cut short by a non-finite loss).
       loss_history: ``(num_epochs_budget,)`` float64 NumPy array: the mean training loss of each epoch, NaN
         after the last epoch run.
@@ -32,7 +36,8 @@ class FitInfo(NamedTuple):
         validation data, else training loss).
       best_epoch: 1-based epoch of ``best_params`` (0: none finished, ``best_params`` are the initial ones).
       stop_reason: "epochs", "patience", "tolerance" or a message about a non-finite loss.
-      samples_per_second: training examples per second over the steps that ran (validation not counted).
+      samples_per_second: ``num_steps * batch_size`` over the seconds spent in training epochs (validation not
+        counted).
     """
 
     converged: bool
@@ -64,6 +69,21 @@ def progress_postfix(record: dict) -> str:
             text = f"{value:.3g}".replace("e-0", "e-").replace("e+0", "e+") if "loss" in key else f"{value:.3f}"
             parts.append(f"{short}={text}")
     return " ".join(parts)
+
+
+def _nonfinite_message(reason: int, epoch: int, bad: int, num_batches: int, state: TrainState) -> str:
+    """fit's stop reason for a rejected step (``state`` is the state returned)."""
+    where = f"at epoch {epoch}, step {bad + 1} of {num_batches} (global step {int(state.step) + 1})"
+    if reason == REASON_LEARNING_RATE:
+        from jaxmath.optim.base import learning_rates_in
+
+        rates = [float(np.asarray(r).ravel()[0]) for r in learning_rates_in(state.opt_state)]
+        return (f"learning rate {rates[0] if len(rates) == 1 else rates} (negative or not finite) {where}; "
+                "stopped before applying it, returning the params before that step")
+    if reason == REASON_LOSS:
+        return (f"non-finite loss {where}; stopped, returning the last params whose loss was finite "
+                "(the params that produced it are dropped)")
+    return f"non-finite params after the step {where}; stopped, returning the last finite params"
 
 
 def _split(x, labels, validation_split):
@@ -123,6 +143,9 @@ def fit(
     eval_batch_size: int = 1000,
     progress: bool = True,
     donate: bool = True,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
 ) -> tuple[TrainState, FitInfo]:
     """Train for up to ``num_epochs`` epochs of ``run_epoch``, validating after each, and keep the best params.
 
@@ -134,7 +157,9 @@ def fit(
     state was not consumed by a donating call, same lengths, integer labels in [0, num_classes) when
     ``train_step.loss_fn`` has ``num_classes``, finite float inputs. The data go to the device once, in
     their own dtype (keep MNIST uint8). A non-finite loss stops training with a warning naming the epoch and
-    step; the returned state is the last finite one (the good steps of that epoch are kept).
+    step; the returned state is the last one whose loss evaluated finite (the good steps of that epoch are
+    kept, the params that produced the non-finite loss are not). A step whose learning rate (from a schedule,
+    read from the optimizer state) is negative or NaN is never applied: training stops and says so.
 
     Args:
       state: initial ``TrainState`` from ``train_step.init(params, key=key)``; not consumed (fit copies it).
@@ -151,7 +176,16 @@ def fit(
       tolerance: ε of the notes' criterion L_{t-1} - L_t < ε (None: off).
       eval_batch_size: batch size of ``evaluate``.
       progress: show a tqdm progress bar (80 columns: loss, acc, val_loss, val_acc).
-      donate: donate state buffers between epochs (no copies on the device).
+      donate: donate state buffers between epochs (no copies on the device); off with ``checkpoint_dir``.
+      checkpoint_dir: save a ``jaxmath.checkpoint`` step per epoch here (numbered by the epoch, newest 3 kept):
+        the ``TrainState``, the last state whose loss was finite, and fit's bookkeeping (history, best params,
+        early-stopping counters). On KeyboardInterrupt the last completed epoch is saved (a note on the
+        re-raised exception says where).
+      checkpoint_every: save every that many epochs (the last epoch and an early stop are always saved).
+      resume: continue from the newest complete checkpoint in ``checkpoint_dir`` (``state`` then only gives
+        the expected structure, checked against the saved one; without a checkpoint training starts from
+        ``state``). The resumed run ends bit for bit where an uninterrupted one would (params, optimizer
+        state, step, key, history except "epoch_time"); a run that had stopped early returns at once.
 
     Returns:
       ``(state, info)``: the ``TrainState`` after the last epoch run (the last finite one if training
@@ -166,6 +200,7 @@ def fit(
     V.check_positive(min_delta, name="min_delta", allow_zero=True)
     if tolerance is not None:
         V.check_positive(tolerance, name="tolerance", allow_zero=True)
+    resume_lib.check_args(checkpoint_dir, checkpoint_every, resume)
     check_not_donated(state)
     train_step.check_state(state)
     loss_fn = train_step.loss_fn
@@ -175,30 +210,54 @@ def fit(
     n = np.shape(x)[0]
     if batch_size > n:
         raise ValueError(f"batch_size must be <= the number of training examples {n}, got batch_size={batch_size}")
-    # Copies: the caller's state survives donation, and best_params never alias donated buffers.
-    state = jax.tree_util.tree_map(jnp.copy, state)
-    best_params = jax.tree_util.tree_map(jnp.copy, state.params)
-    best_loss, best_epoch, since_best, previous = math.inf, 0, 0, None
-    history: dict[str, list] = {}
+    # With checkpoints the epochs do not donate: the last completed state must survive a Ctrl-C that lands
+    # while the next epoch runs, so that it can be saved.
+    donate = donate and checkpoint_dir is None
+    loaded = resume_lib.load(checkpoint_dir, state, kind="fit", state_key="state") if resume else None
     stop_reason = "epochs"
+    if loaded is None:
+        # Copies: the caller's state survives donation, and best_params never alias donated buffers.
+        state = jax.tree_util.tree_map(jnp.copy, state)
+        verified = jax.tree_util.tree_map(jnp.copy, state)
+        best_params = jax.tree_util.tree_map(jnp.copy, state.params)
+        best_loss, best_epoch, since_best, previous = math.inf, 0, 0, None
+        history: dict[str, list] = {}
+        first_epoch, start_step, train_seconds = 1, int(state.step), 0.0
+    else:
+        tree, metadata = loaded
+        state, verified, book = tree["state"], tree["verified"], tree["fit"]
+        best_params, best_loss, best_epoch = book["best_params"], book["best_loss"], book["best_epoch"]
+        since_best, previous, history = book["since_best"], book["previous"], resume_lib.history_lists(book["history"])
+        first_epoch, start_step, train_seconds = book["epoch"] + 1, book["start_step"], book["train_seconds"]
+        if metadata.get("stop_reason"):  # that run had already stopped early: nothing left to do
+            stop_reason, first_epoch = metadata["stop_reason"], num_epochs + 1
     num_batches = n // batch_size
-    steps_run, train_seconds = 0, 0.0
+    completed_epoch, saved_epoch, snapshot = None, None, None
+
+    def save(epoch, snapshot, reason):
+        checkpoint.save(checkpoint_dir, snapshot, step=epoch, metadata={
+            "kind": "fit", "epoch": epoch, "num_epochs": num_epochs, "batch_size": batch_size,
+            "stop_reason": None if reason == "epochs" else reason})
+        return epoch
 
     bar = None
-    epoch_iter = range(1, num_epochs + 1)
+    epoch_iter = range(first_epoch, num_epochs + 1)
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(epoch_iter, desc="fit", unit="epoch", total=num_epochs, bar_format=BAR_FORMAT)
+        bar = tqdm(epoch_iter, desc="fit", unit="epoch", total=num_epochs, initial=min(first_epoch, num_epochs + 1) - 1,
+                   bar_format=BAR_FORMAT)
         epoch_iter = bar
     try:
         for epoch in epoch_iter:
             start = time.perf_counter()
-            state, metrics = _epoch(state, x, labels, train_step=train_step, batch_size=batch_size, donate=donate)
+            best_before = best_epoch
+            state, verified, metrics = _fit_epoch(state, verified, x, labels, train_step=train_step,
+                                                  batch_size=batch_size, donate=donate)
             metrics = jax.device_get(metrics)
             train_seconds += time.perf_counter() - start
             bad = int(metrics.pop("first_nonfinite_step"))
-            steps_run += num_batches if bad < 0 else bad
+            reason = int(metrics.pop("nonfinite_reason"))
             good = slice(None) if bad < 0 else slice(0, bad)
             record = {}
             for k, v in metrics.items():
@@ -216,27 +275,44 @@ def fit(
             if bar is not None:
                 bar.set_postfix_str(progress_postfix(record), refresh=False)
 
+            stop = None
             if bad >= 0:
-                stop_reason = (
-                    f"non-finite loss at epoch {epoch}, step {bad + 1} of {num_batches} "
-                    f"(global step {int(state.step) + 1}); stopped, returning the last finite params"
-                )
-                warnings.warn(f"fit: {stop_reason}", RuntimeWarning, stacklevel=2)
+                stop = _nonfinite_message(reason, epoch, bad, num_batches, state)
+                warnings.warn(f"fit: {stop}", RuntimeWarning, stacklevel=2)
+                if bad == 0 and reason == REASON_LOSS and best_before == epoch - 1:
+                    # The previous epoch's final params evaluated non-finite: they cannot stay the best.
+                    best_params = jax.tree_util.tree_map(jnp.copy, state.params)
                 if math.isfinite(monitored) and monitored < best_loss - min_delta:
                     best_params, best_epoch = jax.tree_util.tree_map(jnp.copy, state.params), epoch
-                break
-            if monitored < best_loss - min_delta:
-                best_loss, best_epoch, since_best = monitored, epoch, 0
-                best_params = jax.tree_util.tree_map(jnp.copy, state.params)
             else:
-                since_best += 1
-            if patience is not None and since_best >= patience:
-                stop_reason = "patience"
+                if monitored < best_loss - min_delta:
+                    best_loss, best_epoch, since_best = monitored, epoch, 0
+                    best_params = jax.tree_util.tree_map(jnp.copy, state.params)
+                else:
+                    since_best += 1
+                if patience is not None and since_best >= patience:
+                    stop = "patience"
+                elif tolerance is not None and previous is not None and previous - monitored < tolerance:
+                    stop = "tolerance"
+                previous = monitored
+            if checkpoint_dir is not None:
+                snapshot = {"state": state, "verified": verified, "fit": {
+                    "epoch": epoch, "history": resume_lib.history_arrays(history), "best_params": best_params,
+                    "best_loss": best_loss, "best_epoch": best_epoch, "since_best": since_best,
+                    "previous": previous, "start_step": start_step, "train_seconds": train_seconds}}
+                completed_epoch = epoch
+                if stop is not None or epoch % checkpoint_every == 0 or epoch == num_epochs:
+                    saved_epoch = save(epoch, snapshot, stop or "epochs")
+            if stop is not None:
+                stop_reason = stop
                 break
-            if tolerance is not None and previous is not None and previous - monitored < tolerance:
-                stop_reason = "tolerance"
-                break
-            previous = monitored
+    except KeyboardInterrupt as interrupt:
+        if checkpoint_dir is not None:
+            if completed_epoch is not None and completed_epoch != saved_epoch:
+                saved_epoch = save(completed_epoch, snapshot, "epochs")
+            latest = saved_epoch if saved_epoch is not None else checkpoint.latest_step(checkpoint_dir)
+            interrupt.add_note(resume_lib.interrupted_note(checkpoint_dir, latest))
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -247,13 +323,13 @@ def fit(
     loss_history[:epochs_run] = history_arrays.get("train_loss", np.zeros(0))
     info = FitInfo(
         converged=stop_reason in ("patience", "tolerance"),
-        num_steps=int(steps_run),
+        num_steps=int(state.step) - start_step,
         num_epochs=epochs_run,
         loss_history=loss_history,
         history=history_arrays,
         best_params=best_params,
         best_epoch=best_epoch,
         stop_reason=stop_reason,
-        samples_per_second=steps_run * batch_size / train_seconds if train_seconds > 0 else math.nan,
+        samples_per_second=(int(state.step) - start_step) * batch_size / train_seconds if train_seconds > 0 else math.nan,
     )
     return state, info
