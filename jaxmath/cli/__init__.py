@@ -4,12 +4,19 @@ Each subcommand lives in its own module (``jaxmath/cli/<name>.py``) that defines
 ``register(subparsers, help_text)``; the module is imported only when the subcommand runs,
 so ``jaxmath info`` starts fast and a missing optional extra (matplotlib) only
 matters to the flag that needs it.
+
+Ctrl-C and SIGTERM end every command the same way: one line on stderr and exit status 130. The
+process leaves with ``os._exit`` after flushing its streams, because letting the interpreter shut down
+normally while XLA is compiling or running can crash inside jaxlib (a segfault instead of 130).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
+import signal
 import sys
 from typing import Sequence
 
@@ -20,14 +27,56 @@ SUBCOMMANDS = {
 }
 
 
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
 class CLIError(Exception):
     """A bad flag value or a missing input: printed as one line, exit status 2."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, with the one line to print (what was saved, and where)."""
+
+
+def _why(err: OSError) -> str:
+    return err.strerror or errno.errorcode.get(err.errno or 0, "") or str(err)
+
+
+def writable_problem(flag: str, directory, *, target=None) -> str | None:
+    """Why files cannot be created in ``directory`` (probed by writing and removing a file), or None.
+
+    A permission check alone misses a full disk and a read-only mount, and says yes to root everywhere; a
+    probe written, fsynced and removed catches all three. An existing ``target`` that is not a regular file
+    (``/dev/null``, ``/dev/full``, a pipe) is written in place, so it gets an empty write instead: the
+    kernel already answers that with ENOSPC for ``/dev/full``.
+    """
+    import tempfile
+    from pathlib import Path
+
+    if target is not None and Path(target).exists() and not Path(target).is_file():
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, b"")
+            finally:
+                os.close(fd)
+        except OSError as err:
+            return f"{flag}: cannot write {str(target)!r}: {_why(err)}"
+        return None
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".jaxmath-probe-") as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as err:
+        return f"{flag}: cannot write in {str(directory)!r}: {_why(err)}"
+    return None
 
 
 def output_file_problem(flag: str, path: str) -> str | None:
     """Why ``path`` cannot be written as ``flag``'s output file, or None when it can.
 
-    Checked before any work starts, so a run is never lost to a typo in an output path.
+    Checked before any work starts, so a run is never lost to a typo, a read-only folder or a full disk.
     """
     from pathlib import Path
 
@@ -37,7 +86,42 @@ def output_file_problem(flag: str, path: str) -> str | None:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         return f"{flag}: directory {str(parent)!r} does not exist"
-    return None
+    return writable_problem(flag, parent, target=target)
+
+
+def output_directory_problem(flag: str, path: str) -> str | None:
+    """Why ``path`` cannot be ``flag``'s output directory (created if missing), or None when it can."""
+    from pathlib import Path
+
+    target = Path(path)
+    if not path:
+        return f"{flag} must name a directory, got {path!r}"
+    if target.exists() and not target.is_dir():
+        return f"{flag} must name a directory, but {path!r} is a file"
+    existing = target
+    while not existing.exists():  # the nearest folder that exists is where the new ones will be made
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{flag}: {str(existing)!r} is a file, so {path!r} cannot be created"
+    return writable_problem(flag, existing)
+
+
+def _leave(status: int, message: str | None = None) -> None:
+    """Print ``message``, flush, and end the process at once (no interpreter shutdown inside jaxlib)."""
+    if message:
+        print(message, file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
+def _sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -64,7 +148,14 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit status. Ctrl-C or SIGTERM ends the process itself with status 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    previous = None
+    try:
+        # SIGTERM takes the Ctrl-C path: the same checkpoint, line and status.
+        previous = signal.signal(signal.SIGTERM, _sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
     try:
         parser = build_parser(argv)
         args = parser.parse_args(argv)
@@ -75,9 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as err:
         print(str(err), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("jaxmath: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        _leave(INTERRUPTED, str(err) if isinstance(err, Interrupted) else "jaxmath: interrupted")
+        raise  # not reached
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
