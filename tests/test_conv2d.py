@@ -113,6 +113,7 @@ def test_im2col_is_the_patch_matrix_and_col2im_its_adjoint():
     x, w = data((2, 5, 6, 3), (2, 3, 3, 4), jnp.float64, seed=3)
     opts = dict(stride=(2, 1), padding=((1, 0), (2, 1)), dilation=(1, 2))
     p = C.im2col(x, kernel_size=(2, 3), **opts)
+    np.testing.assert_array_equal(C.im2col(x, kernel_size=2), C.im2col(x, kernel_size=(2, 2)))
     y = C.conv2d(x, w, method="xla", **opts)
     assert p.shape == (y.shape[0] * y.shape[1] * y.shape[2], 2 * 3 * 3)
     np.testing.assert_allclose((p @ w.reshape(-1, 4)).reshape(y.shape), y, atol=1e-10)

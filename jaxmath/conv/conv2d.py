@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxmath._validation import check_choice, check_ndim
+from jaxmath._validation import check_choice, check_integer, check_ndim
 from jaxmath.conv._geometry import Geometry, crop_spatial, geometry, pad_spatial, window_slices
 
 METHODS = ("xla", "direct", "im2col")
@@ -62,13 +62,22 @@ def col2im_geo(cols, x_shape, geo: Geometry):
     return crop_spatial(xp, geo.pads)
 
 
+def _window(kernel_size):
+    pair = tuple(kernel_size) if isinstance(kernel_size, (tuple, list)) else (kernel_size, kernel_size)
+    if len(pair) != 2:
+        raise ValueError(f"kernel_size must be an int or a pair (kh, kw), got kernel_size={kernel_size!r}")
+    for k in pair:
+        check_integer(k, name="kernel_size", minimum=1)
+    return pair
+
+
 @functools.partial(jax.jit, static_argnames=("kernel_size", "stride", "padding", "dilation"))
 def im2col(x, *, kernel_size, stride=1, padding="VALID", dilation=1):
     """The patch matrix P of a convolution: ``conv2d(x, w) == (P @ w.reshape(-1, c_out)).reshape(n, oh, ow, c_out)``.
 
     Args:
       x: (n, h, w, c) array, NHWC.
-      kernel_size: (kh, kw).
+      kernel_size: int or (kh, kw).
       stride, padding, dilation: as in ``conv2d``.
 
     Returns:
@@ -76,7 +85,7 @@ def im2col(x, *, kernel_size, stride=1, padding="VALID", dilation=1):
       column (i, j, c) the pixel at window offset (i, j), channel c.
     """
     check_ndim(x, 4, name="x")
-    geo = geometry(x.shape[1:3], tuple(kernel_size), stride=stride, padding=padding, dilation=dilation,
+    geo = geometry(x.shape[1:3], _window(kernel_size), stride=stride, padding=padding, dilation=dilation,
                    name="kernel_size")
     return im2col_geo(x, geo)
 
@@ -95,7 +104,7 @@ def col2im(cols, *, x_shape, kernel_size, stride=1, padding="VALID", dilation=1)
     x_shape = tuple(x_shape)
     if len(x_shape) != 4:
         raise ValueError(f"x_shape must have 4 entries (n, h, w, c), got x_shape={x_shape}")
-    geo = geometry(x_shape[1:3], tuple(kernel_size), stride=stride, padding=padding, dilation=dilation,
+    geo = geometry(x_shape[1:3], _window(kernel_size), stride=stride, padding=padding, dilation=dilation,
                    name="kernel_size")
     n, c = x_shape[0], x_shape[3]
     want = (n * geo.out[0] * geo.out[1], geo.window[0] * geo.window[1] * c)
