@@ -18,10 +18,13 @@ what a training step needs. Contenders:
 * ``direct``: ``jax.vjp`` of ``conv2d(method="direct")`` (one slice and small matmul per tap), jitted;
 * ``torch``: ``torch.nn.functional.conv2d`` forward, ``y.backward(δ)`` (eager, ``torch.set_num_threads(2)``).
 
+The forward pass alone (``xla fwd``, ``im2col fwd``, ``torch fwd`` under ``no_grad``) runs in the same rounds, so
+the table shows how much of each total is the backward pass.
+
 Compile time is measured apart (``.lower().compile()``); then one warm-up call each, then ``--repeats`` rounds
 in which every contender runs once (interleaved, so load bursts on a shared machine hit all alike), each call
 ending in ``block_until_ready`` (torch is synchronous on CPU). Reported: median (min–max) in ms, and the ratio
-to ``xla``. Each contender's outputs are checked against ``xla`` first.
+to ``xla`` (forward-only rows: to ``xla fwd``). Each contender's outputs are checked against ``xla`` first.
 """
 
 from __future__ import annotations
@@ -69,6 +72,10 @@ def torch_contender(torch, x, w, delta, padding):
     dt = torch.tensor(np.asarray(delta).transpose(0, 3, 1, 2).copy())
     pad = "same" if padding == "SAME" else 0
 
+    def forward():
+        with torch.no_grad():
+            return torch.nn.functional.conv2d(xt, wt, padding=pad)
+
     def run():
         xt.grad = None
         wt.grad = None
@@ -81,7 +88,7 @@ def torch_contender(torch, x, w, delta, padding):
         return (y.detach().numpy().transpose(0, 2, 3, 1), gx.numpy().transpose(0, 2, 3, 1),
                 gw.numpy().transpose(2, 3, 1, 0))
 
-    return run, as_nhwc
+    return run, as_nhwc, forward
 
 
 def bench_layer(name, xs, ws, padding, repeats, torch):
@@ -95,21 +102,31 @@ def bench_layer(name, xs, ws, padding, repeats, torch):
         exe, lower_s, comp_s = compile_fn(fn, x, w, delta)
         compiled[label], compile_s[label] = exe, lower_s + comp_s
         fns[label] = functools.partial(exe, x, w, delta)
-    run_torch, torch_nhwc = torch_contender(torch, x, w, delta, padding)
+    run_torch, torch_nhwc, torch_forward = torch_contender(torch, x, w, delta, padding)
     fns["torch"] = run_torch
+    for method in ("xla", "im2col"):
+        exe, lower_s, comp_s = compile_fn(functools.partial(C.conv2d, padding=padding, method=method), x, w)
+        compile_s[f"{method} fwd"] = lower_s + comp_s
+        fns[f"{method} fwd"] = functools.partial(exe, x, w)
+    fns["torch fwd"] = torch_forward
     # Same numbers first: every contender against xla (float32 sums in different orders).
     reference = [np.asarray(a) for a in fns["xla"]()]
     errors = {}
     for label in fns:
+        if label.endswith("fwd"):
+            y = fns[label]()
+            y = y.numpy().transpose(0, 2, 3, 1) if label == "torch fwd" else np.asarray(y)
+            errors[label] = float(np.max(np.abs(y - reference[0])) / np.max(np.abs(reference[0])))
+            continue
         out = torch_nhwc() if label == "torch" else [np.asarray(a) for a in fns[label]()]
         errors[label] = max(float(np.max(np.abs(a - b)) / (1e-30 + np.max(np.abs(b)))) for a, b in zip(out, reference))
     timings = measure_interleaved(fns, repeats=repeats, warmup=1)
-    base = timings["xla"].median
     print(f"\n{name}   (x {xs}, w {ws}, {padding})")
     print(f"  {'contender':<12} {'compile s':>9} {'median ms (min-max)':>26} {'vs xla':>7} {'rel err':>8}")
     for label, t in timings.items():
         comp = f"{compile_s[label]:.2f}" if label in compile_s else "-"
         spread = f"{t.median * 1e3:.1f} ({t.min * 1e3:.1f}-{t.max * 1e3:.1f})"
+        base = timings["xla fwd" if label.endswith("fwd") else "xla"].median
         print(f"  {label:<12} {comp:>9} {spread:>26} {t.median / base:>6.2f}x {errors[label]:>8.1e}")
     return timings
 
