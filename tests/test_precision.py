@@ -147,3 +147,71 @@ def test_precision_option_reaches_every_matmul_of_the_suite_models(case, min_dot
     # mlp: 3 forward + 2 input-gradient + 3 weight-gradient matmuls; logreg: forward + gradient
     assert len(tags) >= min_dots
     assert set(tags) == {"[HIGHEST, HIGHEST]"}, tags
+
+
+# --------------------------------------------------------------------------- visible and settable; bfloat16 training
+
+
+def _info_stdout(env_value):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "JAX_DEFAULT_MATMUL_PRECISION"}
+    if env_value is not None:
+        env["JAX_DEFAULT_MATMUL_PRECISION"] = env_value
+    code = ("import sys, jax, jax.numpy as jnp; from jaxmath.cli import main; main(['info']); "
+            "a = jnp.ones((2, 2)); print('traced:', 'HIGHEST' in jax.jit(jnp.matmul).lower(a, a).as_text())")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize("env_value, shown, traced", [(None, "default", False), ("highest", "highest", True)])
+def test_jaxmath_info_shows_the_default_matmul_precision_and_the_environment_variable_sets_it(env_value, shown, traced):
+    lines = _info_stdout(env_value)
+    assert f"default matmul precision: {shown}" in lines
+    assert "  to change:              JAX_DEFAULT_MATMUL_PRECISION=highest, or in Python:" in lines
+    assert '    jax.config.update("jax_default_matmul_precision", "highest")' in lines
+    assert f"traced: {traced}" in lines  # the shown setting is the one every traced matmul gets
+
+
+def test_info_explains_what_default_means_on_a_tpu():
+    from jaxmath.devices import info as I
+
+    data = I.collect_info(accelerators={"gpu": [], "tpu": []})
+    data["backend"] = "tpu"
+    text = I.format_info(data).splitlines()
+    assert "  default on tpu:         one bf16 pass (~3 digits); high 3, highest 6 (~fp32)" in text
+    assert max(map(len, text)) <= 80
+
+
+def test_bfloat16_compute_trains_with_float32_master_params_and_optimizer_state():
+    """bfloat16 matmuls, float32 params and Adam moments, no loss scaling: finite and close to float32."""
+    from jaxmath import optim, training
+    from jaxmath.datasets import load_mnist
+    from jaxmath.models import mlp
+
+    x, labels = load_mnist("train[:3000]")
+    tx, tl = load_mnist("test[:1000]")
+    results = {}
+    for compute in (None, "bfloat16"):
+        model = mlp.make((784, 64, 10), activation="relu", dtype="float32", compute_dtype=compute)
+        loss_fn = training.make_classifier_loss(model, num_classes=10)
+        step = training.make_train_step(loss_fn, optim.adam(learning_rate=3e-3))
+        if compute:
+            hlo = jax.jit(loss_fn).lower(model.init(jax.random.key(0)), (x[:8], labels[:8])).as_text()
+            assert "bf16" in hlo and any("dot_general" in l and "bf16" in l for l in hlo.splitlines())
+        state = step.init(model.init(jax.random.key(0)), key=jax.random.key(1))
+        for _ in range(3):
+            state, metrics = training.run_epoch(state, x, labels, train_step=step, batch_size=64)
+        # Params and Adam's per-parameter moments stay float32 (the scalar hyperparameters in the state follow
+        # the Python float's type, float64 under the tests' x64 mode, and are not per-parameter state).
+        assert {str(l.dtype) for l in jax.tree_util.tree_leaves(state.params)} == {"float32"}
+        moments = jax.tree_util.tree_leaves((state.opt_state.mu, state.opt_state.nu))
+        assert len(moments) == 8 and {str(l.dtype) for l in moments} == {"float32"}
+        assert np.isfinite(float(metrics["loss"]))
+        results[compute] = training.evaluate(state.params, tx, tl, loss_fn=loss_fn)
+    f32, bf16 = (float(results[k]["accuracy"]) for k in (None, "bfloat16"))
+    assert f32 > 0.85 and bf16 > 0.85
+    assert abs(f32 - bf16) <= 0.02  # 1000 test images: 20 of them

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 import jax
 
-from jaxmath.devices.precision import current_precision
+from jaxmath.devices.precision import DEFAULT_MEANING, current_precision, how_to_change
 
 FIXES = {
     "gpu": 'pip install -U "jax[cuda12]"',
@@ -152,6 +152,10 @@ def format_info(info: Mapping[str, Any]) -> str:
         f"jax / jaxlib:             {info['jax_version']} / {info['jaxlib_version']}",
         f"python:                   {info['python_version']}",
         f"default matmul precision: {info['default_matmul_precision']}",
+        f"  {'default on ' + info['backend'] + ':':<24}"
+        f"{DEFAULT_MEANING.get(info['backend'], 'see the backend documentation')}",
+        f"  to change:              {how_to_change()[0]}",
+        f"    {how_to_change()[1]}",
         f"x64 (float64) enabled:    {'on' if info['x64_enabled'] else 'off'}",
     ]
     if info.get("jax_platforms"):

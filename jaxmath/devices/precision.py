@@ -15,7 +15,19 @@ Two ways to choose:
 * per model: ``mlp.make(sizes, precision="highest")`` (its ``model.apply`` passes it to every matmul);
 * for everything traced inside a block: ``with matmul_precision("highest"): ...``
   (``jax.default_matmul_precision``; it applies when a function is *traced*, so a
-  function already compiled keeps the precision it was compiled with).
+  function already compiled keeps the precision it was compiled with);
+* for the whole process: ``set_matmul_precision("highest")``
+  (``jax.config.update("jax_default_matmul_precision", "highest")``), or before Python starts
+  ``JAX_DEFAULT_MATMUL_PRECISION=highest``. ``jaxmath info`` shows the setting in effect.
+
+Mixed precision without loss scaling. ``mlp.make(..., compute_dtype="bfloat16")`` keeps the params and the
+optimizer state in float32 (the "master" copy every update is added to) and casts only the matmul inputs to
+bfloat16, accumulating in float32. float16 training needs loss scaling because float16 has 5 exponent bits:
+its smallest normal number is 6e-5 (2^-14), so small gradients underflow to zero unless the loss is first
+multiplied by a large factor. bfloat16 has 8 exponent bits, the same as float32, so it covers the same range
+(about 1e-38 to 3e38): gradients that float32 can hold do not underflow in bfloat16; they only lose mantissa
+bits (8 significant bits instead of 24), and that rounding is what the float32 master params absorb: each
+small update is added to a float32 weight, not to a bfloat16 one where it would round away.
 """
 
 from __future__ import annotations
@@ -56,6 +68,22 @@ def precision_name(precision: Any) -> str:
         return current_precision()
     p = as_precision(precision)
     return {v: k for k, v in _BY_NAME.items()}[p]
+
+
+ENV_VARIABLE = "JAX_DEFAULT_MATMUL_PRECISION"
+
+# What "default" does to a float32 matmul on each backend (the reason to look at the setting on a TPU).
+DEFAULT_MEANING = {
+    "cpu": "float32 stays float32 at every precision",
+    "gpu": "TF32 on Ampere+ at default/high; highest is fp32",
+    "tpu": "one bf16 pass (~3 digits); high 3, highest 6 (~fp32)",
+}
+
+
+def how_to_change() -> list[str]:
+    """Two lines on setting the default matmul precision for the process (shown by ``jaxmath info``)."""
+    return [f"{ENV_VARIABLE}=highest, or in Python:",
+            'jax.config.update("jax_default_matmul_precision", "highest")']
 
 
 def current_precision() -> str:
