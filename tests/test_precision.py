@@ -186,6 +186,7 @@ def test_info_explains_what_default_means_on_a_tpu():
     assert max(map(len, text)) <= 80
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_trains_with_float32_master_params_and_optimizer_state():
     """bfloat16 matmuls, float32 params and Adam moments, no loss scaling: finite and close to float32."""
     from jaxmath import optim, training
@@ -210,7 +211,7 @@ def test_bfloat16_compute_trains_with_float32_master_params_and_optimizer_state(
         assert {str(l.dtype) for l in jax.tree_util.tree_leaves(state.params)} == {"float32"}
         moments = jax.tree_util.tree_leaves((state.opt_state.mu, state.opt_state.nu))
         assert len(moments) == 8 and {str(l.dtype) for l in moments} == {"float32"}
-        assert np.isfinite(float(metrics["loss"]))
+        assert np.all(np.isfinite(np.asarray(metrics["loss"])))  # every step's loss
         results[compute] = training.evaluate(state.params, tx, tl, loss_fn=loss_fn)
     f32, bf16 = (float(results[k]["accuracy"]) for k in (None, "bfloat16"))
     assert f32 > 0.85 and bf16 > 0.85
