@@ -271,8 +271,7 @@ def _train(model_name, args, model, loss, num_classes, train, val):
                 batch_size=args.batch_size, validation_data=val, patience=args.patience,
                 progress=not args.no_progress, **kwargs)
     except KeyboardInterrupt:
-        raise Interrupted(_interrupted_message(model_name, args, model, checkpoint_dir, settings,
-                                               len(train[1]) // args.batch_size)) from None
+        raise Interrupted(_interrupted_message(model_name, args, model, checkpoint_dir, settings)) from None
     except (ValueError, TypeError) as err:  # bad data or a checkpoint of another network, before any training
         raise _fail(model_name, err) from None
     finally:
@@ -300,7 +299,7 @@ def _remove_tree(directory) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def _interrupted_message(model_name, args, model, checkpoint_dir, settings, steps_per_epoch) -> str:
+def _interrupted_message(model_name, args, model, checkpoint_dir, settings) -> str:
     """The one line printed on Ctrl-C or SIGTERM during training: which epoch was saved, where."""
     prefix = f"jaxmath train {model_name}: interrupted"
     if checkpoint_dir is None and args.save is not None:
@@ -310,18 +309,19 @@ def _interrupted_message(model_name, args, model, checkpoint_dir, settings, step
     from jaxmath import checkpoint, models
 
     try:
-        step = checkpoint.latest_step(checkpoint_dir)
-        if step is None or step == 0:
+        epoch = checkpoint.latest_step(checkpoint_dir)  # fit numbers its checkpoints by the epoch
+        if epoch is None:
             return prefix + " before the first epoch completed; nothing saved"
-        epoch = step // max(steps_per_epoch, 1)
         if args.checkpoint is not None:
-            return (prefix + f"; epoch {epoch} saved in {checkpoint.step_directory(checkpoint_dir, step)} "
+            return (prefix + f"; epoch {epoch} saved in {checkpoint.step_directory(checkpoint_dir, epoch)} "
                     f"(continue with --checkpoint {args.checkpoint} --resume)")
-        state, _ = checkpoint.restore(checkpoint_dir, step=step)
+        tree, _ = checkpoint.restore(checkpoint_dir, step=epoch)
+        # What --save keeps at the end of a run: the best epoch's params when validating, else the last.
+        params = tree["fit"]["best_params"] if getattr(args, "val", None) is not None else tree["state"].params
         metadata = {"settings": settings, "results": {"epochs_run": epoch, "stop_reason": "interrupted"}}
-        directory = models.save(args.save, model, state.params, metadata=metadata)
+        directory = models.save(args.save, model, params, metadata=metadata)
         return prefix + f"; the params of epoch {epoch} saved in {directory} (load with jaxmath.models.load)"
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, KeyError) as err:
         return prefix + f"; saving the last epoch failed: {' '.join(str(err).split())}"
 
 
