@@ -248,7 +248,9 @@ def _placer(sharding: Any) -> Callable:
             target = sharding(spec["path"], tuple(value.shape))
             return jnp.asarray(value) if target is None else jax.device_put(value, target)
         return place
-    raise TypeError(f"sharding must be a jax.sharding.Sharding or a callable (path, shape) -> Sharding, got {sharding!r}")
+    raise TypeError(
+        f"sharding must be a jax.sharding.Sharding or a callable (path, shape) -> Sharding, got {sharding!r}"
+    )
 
 
 # ---------------------------------------------------------------- files

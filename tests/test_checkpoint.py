@@ -61,7 +61,8 @@ def test_round_trip_is_bit_exact_for_every_kind_of_leaf_and_node(tmp_path):
     _same_bits(got, tree)
     # Types come back as they went in: jaxmath's NamedTuples without like=, Python numbers as Python numbers.
     assert type(got["state"]) is training.TrainState and type(got["state"].opt_state) is optim.AdamState
-    assert got["python"] == [3, 2.5, True, float("inf")] and [type(v) for v in got["python"]] == [int, float, bool, float]
+    assert got["python"] == [3, 2.5, True, float("inf")]
+    assert [type(v) for v in got["python"]] == [int, float, bool, float]
     assert isinstance(got["f64"], np.ndarray) and isinstance(got["bf16"], jax.Array)
     assert got["bf16"].dtype == jnp.bfloat16 and got["rbg_key"].dtype == tree["rbg_key"].dtype
     # The restored key draws the same numbers.
@@ -101,7 +102,8 @@ def test_keep_prunes_old_steps_and_latest_step(tmp_path):
     assert ckpt.latest_step(tmp_path) == 5
     assert int(ckpt.restore(tmp_path, step=4)[0]["x"][0]) == 4
     ckpt.save(tmp_path, {"x": jnp.full((2,), 50)}, step=5, keep=2)  # saving a step again replaces it whole
-    assert int(ckpt.restore(tmp_path)[0]["x"][0]) == 50 and sorted(os.listdir(tmp_path)) == ["step_00000004", "step_00000005"]
+    assert int(ckpt.restore(tmp_path)[0]["x"][0]) == 50
+    assert sorted(os.listdir(tmp_path)) == ["step_00000004", "step_00000005"]
     with pytest.raises(ValueError, match="step must be an integer >= 0"):
         ckpt.save(tmp_path, {}, step=-1)
     with pytest.raises(ValueError, match="keep must be"):
@@ -163,8 +165,8 @@ class Pair(NamedTuple):
 
 def test_like_checks_structure_shapes_dtypes_and_prints_a_diff(tmp_path, capsys):
     state = _state()
-    ckpt.save(tmp_path, {"state": state, "pair": Pair(jnp.ones(2, jnp.float32), jnp.zeros(3, jnp.float32)), "h": np.zeros(4)}, step=1)
     good = {"state": state, "pair": Pair(jnp.ones(2, jnp.float32), jnp.zeros(3, jnp.float32)), "h": np.zeros(4)}
+    ckpt.save(tmp_path, good, step=1)
     got, _ = ckpt.restore(tmp_path, like=good)
     assert type(got["pair"]) is Pair  # like= supplies a user's own NamedTuple
     _same_bits(got, good)

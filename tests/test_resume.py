@@ -149,8 +149,8 @@ def test_resume_refuses_a_checkpoint_of_another_model_and_starts_fresh_without_o
     other_step = training.make_train_step(training.make_classifier_loss(other, num_classes=10),
                                           optim.adam(learning_rate=1e-3))
     other_state = other_step.init(other.init(jax.random.key(0)), key=jax.random.key(1))
-    with pytest.raises(ValueError, match=r"does not match the state.*\n.*state.params\[0\]\[0\]: saved float32\[784, 8\], "
-                                         r"expected float32\[784, 4\]"):
+    with pytest.raises(ValueError, match=r"does not match the state.*\n.*state.params\[0\]\[0\]: "
+                                         r"saved float32\[784, 8\], expected float32\[784, 4\]"):
         training.fit(other_state, x, labels, checkpoint_dir=tmp_path, resume=True,
                      **{**kw, "train_step": other_step})
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):

@@ -426,6 +426,72 @@ def test_fit_nonfinite_loss_warns_with_epoch_and_step_and_returns_last_finite_pa
     np.testing.assert_allclose(float(final.params["w"]), float(last_w), rtol=1e-6)
 
 
+def test_diverged_fit_returns_params_that_evaluate_finite_not_merely_finite_numbers():
+    # relu, softmax cross-entropy, η = 1e6: the params after step 2 are finite numbers whose loss is NaN. The
+    # state returned must be the one before them (after step 1), and so must best_params.
+    from jaxmath.datasets import load_mnist
+
+    x, labels = load_mnist("train[:500]")
+    model = mlp.make((784, 16, 16, 10), activation="relu", output="identity")
+    loss_fn = training.make_classifier_loss(model, num_classes=10, loss="softmax_cross_entropy")
+    step = training.make_train_step(loss_fn, optim.sgd(learning_rate=1e6))
+    state = step.init(model.init(jax.random.key(0)), key=jax.random.key(1))
+    with pytest.warns(RuntimeWarning, match=r"non-finite loss at epoch 1, step 3 of 10 \(global step 3\)"):
+        final, info = training.fit(state, x, labels, train_step=step, num_epochs=3, batch_size=50, progress=False)
+    # Replay by hand with the epoch's own shuffle: step 2's params are finite, yet their loss is NaN.
+    _, shuffle_key = jax.random.split(state.key)
+    order = np.asarray(jnp.argsort(jax.random.bits(shuffle_key, (500,))))
+    batches = [(jnp.asarray(x[order[i * 50:(i + 1) * 50]]), jnp.asarray(labels[order[i * 50:(i + 1) * 50]]))
+               for i in range(3)]
+    after_1, _ = step.pure(state, batches[0])
+    after_2, _ = step.pure(after_1, batches[1])
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(after_2.params))
+    assert not np.isfinite(float(loss_fn(after_2.params, batches[2])[0]))
+    assert int(final.step) == 1 == info.num_steps
+    chex.assert_trees_all_close(final.params, after_1.params, rtol=1e-5)
+    for params in (final.params, info.best_params):
+        assert np.isfinite(float(training.evaluate(params, x, labels, loss_fn=loss_fn)["loss"]))
+    # Throughput counts the one step kept, not the ten the scan went through.
+    assert info.samples_per_second < 5 * 50 / info.history["epoch_time"].sum()
+
+
+def test_best_params_are_never_the_params_a_divergence_produced():
+    # w ← -199 w: with one epoch of exactly `bad_step` steps, epoch 1 ends on params whose loss overflows
+    # (found at the first step of epoch 2). Epoch 1 had the best mean loss, yet its final params are dropped.
+    images, labels, loss_fn, bad_step, last_w, kept_steps = _exploding_setup(n=8)
+    images, labels = images[:1].repeat(bad_step, 0), labels[:1].repeat(bad_step, 0)
+    step = training.make_train_step(loss_fn, optim.sgd(learning_rate=100.0))
+    state = step.init({"w": jnp.ones((), jnp.float32)}, key=jax.random.PRNGKey(0))
+    with pytest.warns(RuntimeWarning, match=rf"non-finite loss at epoch 2, step 1 of {bad_step}"):
+        final, info = training.fit(state, images, labels, train_step=step, num_epochs=3, batch_size=1,
+                                   progress=False)
+    assert info.best_epoch == 1 and int(final.step) == kept_steps == bad_step - 1
+    for params in (final.params, info.best_params):
+        np.testing.assert_allclose(float(params["w"]), float(last_w), rtol=1e-6)
+        assert np.isfinite(float(params["w"]) ** 2)
+
+
+@pytest.mark.parametrize("bad_rate", [-0.1, float("nan")])
+def test_fit_never_applies_a_negative_or_nan_learning_rate_from_a_schedule(bad_rate):
+    images, labels = _data(40)
+    schedule = lambda count: jnp.where(count < 3, 0.5, bad_rate)  # noqa: E731
+    step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=schedule))
+    state = step.init(_params(), key=jax.random.key(0))
+    with pytest.warns(RuntimeWarning, match=r"learning rate (-0.1|nan) \(negative or not finite\) at epoch 1, step 4"):
+        final, info = training.fit(state, images, labels, train_step=step, num_epochs=2, batch_size=8,
+                                   progress=False)
+    assert int(final.step) == 3 == info.num_steps and info.stop_reason.startswith("learning rate")
+    # The three steps at η = 0.5 are kept: the same as three steps with a constant 0.5.
+    plain = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.5), jit=False)
+    want = plain.init(_params(), key=jax.random.key(0))
+    key, shuffle_key = jax.random.split(want.key)
+    order = np.asarray(jnp.argsort(jax.random.bits(shuffle_key, (40,))))
+    for i in range(3):
+        idx = order[i * 8:(i + 1) * 8]
+        want, _ = plain(want, (jnp.asarray(images[idx]), jnp.asarray(labels[idx])))
+    chex.assert_trees_all_close(final.params, want.params, rtol=1e-6)
+
+
 def test_fit_rejects_bad_data_before_training():
     images, labels = _data(20)
     step = training.make_train_step(LOSS_FN, optim.sgd(learning_rate=0.1))

@@ -15,7 +15,14 @@ import numpy as np
 from jaxmath import _validation as V
 from jaxmath import checkpoint
 from jaxmath.training import resume as resume_lib
-from jaxmath.training.epoch import REASON_LEARNING_RATE, REASON_LOSS, _check_train_step, _evaluate, _fit_epoch, check_dataset
+from jaxmath.training.epoch import (
+    REASON_LEARNING_RATE,
+    REASON_LOSS,
+    _check_train_step,
+    _evaluate,
+    _fit_epoch,
+    check_dataset,
+)
 from jaxmath.training.state import TrainState
 from jaxmath.training.step import TrainStep, check_not_donated
 
@@ -71,9 +78,11 @@ def progress_postfix(record: dict) -> str:
     return " ".join(parts)
 
 
-def _nonfinite_message(reason: int, epoch: int, bad: int, num_batches: int, state: TrainState) -> str:
-    """fit's stop reason for a rejected step (``state`` is the state returned)."""
-    where = f"at epoch {epoch}, step {bad + 1} of {num_batches} (global step {int(state.step) + 1})"
+def _nonfinite_message(reason: int, epoch: int, bad: int, num_batches: int, state: TrainState,
+                       epoch_start: int) -> str:
+    """fit's stop reason for a rejected step (``state`` is the state returned, ``epoch_start`` the step count
+    when the epoch began)."""
+    where = f"at epoch {epoch}, step {bad + 1} of {num_batches} (global step {epoch_start + bad + 1})"
     if reason == REASON_LEARNING_RATE:
         from jaxmath.optim.base import learning_rates_in
 
@@ -251,7 +260,7 @@ def fit(
     try:
         for epoch in epoch_iter:
             start = time.perf_counter()
-            best_before = best_epoch
+            best_before, epoch_start = best_epoch, int(state.step)
             state, verified, metrics = _fit_epoch(state, verified, x, labels, train_step=train_step,
                                                   batch_size=batch_size, donate=donate)
             metrics = jax.device_get(metrics)
@@ -277,7 +286,7 @@ def fit(
 
             stop = None
             if bad >= 0:
-                stop = _nonfinite_message(reason, epoch, bad, num_batches, state)
+                stop = _nonfinite_message(reason, epoch, bad, num_batches, state, epoch_start)
                 warnings.warn(f"fit: {stop}", RuntimeWarning, stacklevel=2)
                 if bad == 0 and reason == REASON_LOSS and best_before == epoch - 1:
                     # The previous epoch's final params evaluated non-finite: they cannot stay the best.
@@ -317,19 +326,20 @@ def fit(
         if bar is not None:
             bar.close()
 
+    num_steps = int(state.step) - start_step
     history_arrays = {k: np.asarray(v) for k, v in history.items()}
     epochs_run = len(history_arrays.get("train_loss", ()))
     loss_history = np.full((num_epochs,), np.nan)
     loss_history[:epochs_run] = history_arrays.get("train_loss", np.zeros(0))
     info = FitInfo(
         converged=stop_reason in ("patience", "tolerance"),
-        num_steps=int(state.step) - start_step,
+        num_steps=num_steps,
         num_epochs=epochs_run,
         loss_history=loss_history,
         history=history_arrays,
         best_params=best_params,
         best_epoch=best_epoch,
         stop_reason=stop_reason,
-        samples_per_second=(int(state.step) - start_step) * batch_size / train_seconds if train_seconds > 0 else math.nan,
+        samples_per_second=num_steps * batch_size / train_seconds if train_seconds > 0 else math.nan,
     )
     return state, info
