@@ -293,3 +293,94 @@ def test_vmap_over_adam_betas_equals_single_runs():
     assert swept.shape == (4, 3)
     for i in range(4):
         np.testing.assert_allclose(swept[i], run([float(betas[i, 0]), float(betas[i, 1])]), rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- state guards
+
+STATEFUL = {
+    "sgd_momentum": lambda: optim.sgd(learning_rate=0.1, momentum=0.9),
+    "adam": lambda: optim.adam(learning_rate=0.1),
+    "adamw_amsgrad": lambda: optim.adamw(learning_rate=0.1, amsgrad=True),
+    "rmsprop_centered_momentum": lambda: optim.rmsprop(learning_rate=0.1, centered=True, momentum=0.9),
+    "adagrad": lambda: optim.adagrad(learning_rate=0.1),
+    "adadelta": lambda: optim.adadelta(learning_rate=1.0),
+    "accumulate": lambda: optim.accumulate(optim.sgd(learning_rate=0.1), k=2),
+    "chain": lambda: optim.chain(optim.clip_by_global_norm(max_norm=1.0), optim.adam(learning_rate=0.1)),
+    "skip_nonfinite": lambda: optim.skip_nonfinite(optim.adam(learning_rate=0.1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STATEFUL))
+def test_state_of_the_wrong_shape_is_refused_naming_the_leaf_not_broadcast(name):
+    opt = STATEFUL[name]()
+    grads = {"w": jnp.ones((3,), jnp.float32), "b": jnp.ones((2,), jnp.float32)}
+    wrong = opt.init({"w": jnp.ones((3, 1), jnp.float32), "b": jnp.ones((2,), jnp.float32)})
+    with pytest.raises(ValueError, match=r"\['w'\] has shape \(3, 1\) and dtype float32 but "
+                                         r"grads\['w'\] has shape \(3,\)"):
+        opt.update(grads, wrong, grads)
+    # Also under jit: the check is static, at trace time.
+    with pytest.raises(ValueError, match=r"\['w'\] has shape \(3, 1\)"):
+        jax.jit(opt.update)(grads, wrong, grads)
+    right = opt.init(grads)
+    updates, _ = opt.update(grads, right, grads)
+    assert jax.tree_util.tree_map(jnp.shape, updates) == {"w": (3,), "b": (2,)}
+
+
+@pytest.mark.parametrize("name", sorted(STATEFUL))
+def test_state_of_another_dtype_is_refused(name):
+    opt = STATEFUL[name]()
+    grads = {"w": jnp.ones((3,), jnp.float32)}
+    wrong = opt.init({"w": jnp.ones((3,), jnp.float64)})
+    with pytest.raises(ValueError, match=r"\['w'\] has shape \(3,\) and dtype float64 but "
+                                         r"grads\['w'\] has shape \(3,\) and dtype float32"):
+        opt.update(grads, wrong, grads)
+
+
+def test_adam_state_of_shape_3_1_beside_grads_of_shape_3_is_refused():
+    # The reported fault: this used to give params of shape (3, 3).
+    opt = optim.adam(learning_rate=0.1)
+    grads = jnp.ones((3,), jnp.float32)
+    state = opt.init(jnp.ones((3, 1), jnp.float32))
+    with pytest.raises(ValueError, match=r"state.mu has shape \(3, 1\) and dtype float32 but grads has shape \(3,\)"):
+        opt.update(grads, state, grads)
+
+
+def test_transforms_refuse_params_of_another_shape():
+    grads = {"w": jnp.ones((3,), jnp.float32)}
+    params = {"w": jnp.ones((3, 1), jnp.float32)}
+    for opt in (optim.add_decayed_weights(weight_decay=0.1), optim.sgd(learning_rate=0.1),
+                optim.adamw(learning_rate=0.1)):
+        with pytest.raises(ValueError, match=r"params\['w'\] has shape \(3, 1\)"):
+            opt.update(grads, opt.init(grads), params)
+
+
+@pytest.mark.parametrize("factory", [optim.sgd, optim.adam, optim.adamw, optim.rmsprop, optim.adagrad, optim.adadelta])
+def test_learning_rate_must_be_a_number_or_a_callable(factory):
+    for bad in ("0.1", b"0.1", None, [0.1], {"lr": 0.1}):
+        with pytest.raises(TypeError, match="learning_rate"):
+            factory(learning_rate=bad)
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="learning_rate"):
+            factory(learning_rate=bad)
+    factory(learning_rate=0.1)
+    factory(learning_rate=optim.constant(value=0.1))
+    factory(learning_rate=lambda count: 0.1)
+
+
+def test_checked_schedule_turns_negative_nan_and_infinite_rates_into_nan():
+    raw = lambda count: jnp.asarray([0.1, -0.1, jnp.nan, jnp.inf, 0.0], jnp.float32)[count]  # noqa: E731
+    checked = optim.checked_schedule(raw)
+    got = np.asarray([float(checked(jnp.asarray(i))) for i in range(5)])
+    np.testing.assert_array_equal(np.isnan(got), [False, True, True, True, False])
+    np.testing.assert_allclose(got[[0, 4]], [0.1, 0.0], rtol=1e-7)
+    # In a hand-written loop the NaN rate makes the update NaN, so skip_nonfinite-style guards catch it
+    # instead of climbing the gradient with η = -0.1.
+    opt = optim.sgd(learning_rate=checked)
+    params = jnp.ones((2,), jnp.float32)
+    state = opt.init(params)
+    u0, state = opt.update(params, state)
+    u1, state = opt.update(params, state)
+    np.testing.assert_allclose(u0, [-0.1, -0.1], rtol=1e-6)
+    assert np.all(np.isnan(np.asarray(u1)))
+    with pytest.raises(TypeError, match="schedule must be callable"):
+        optim.checked_schedule(0.1)

@@ -2,6 +2,19 @@
 
 ``opt = adam(learning_rate=1e-3); state = opt.init(params); updates, state = opt.update(grads, state, params);
 params = apply_updates(params, updates)``.
+
+Guards:
+  - ``learning_rate`` is a finite number >= 0 or a callable schedule ``count -> rate`` (a string, None or a
+    list is a TypeError; a negative, NaN or infinite number a ValueError), checked when the optimizer is built.
+  - ``update`` checks every per-parameter state leaf (moments, buffers) against the grads at trace time:
+    same structure, shape and dtype, or a ValueError naming the leaf (``state.mu['w'] has shape (3, 1) ...``);
+    nothing broadcasts.
+  - A schedule's values are only known inside the compiled step. ``training.fit`` / ``run_epoch`` check the
+    rate each step applies (every ``learning_rate`` field of the optimizer state): a negative or NaN rate is
+    never applied, and ``fit`` stops with a warning naming the rate and the step. In a hand-written loop, wrap
+    the schedule in ``checked_schedule(schedule)``: a negative, NaN or infinite rate then comes out as NaN, so
+    the update is NaN and any non-finite guard (``skip_nonfinite``, your own ``isfinite`` check) sees it
+    instead of a silent gradient ascent.
 """
 
 from jaxmath.optim.adadelta import AdadeltaState as AdadeltaState
