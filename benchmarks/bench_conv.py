@@ -9,8 +9,8 @@ Three layers, float32, NHWC/HWIO for JAX and NCHW/OIHW for torch (each as its us
 * LeNet C3: batch 128, 14×14×6 → 16 maps, 5×5, VALID;
 * a larger layer: 28×28×64 → 64, 3×3, SAME, at ``--large-batch`` images.
 
-"Forward + backward" is y = conv(x, w) and the vector-Jacobian product with a fixed δ: (y, ∂/∂x, ∂/∂w), which is
-what a training step needs. Contenders:
+"Forward + backward" is y = conv(x, w) and the vector-Jacobian product with a fixed δ: (y, ∂/∂x, ∂/∂w),
+which is what a training step needs. Contenders:
 
 * ``xla``: ``jax.vjp`` of ``conv2d(method="xla")`` (``lax.conv_general_dilated`` and its transposes), jitted;
 * ``im2col``: ``jax.vjp`` of ``conv2d(method="im2col")``, jitted (autodiff of the patch matmul);

@@ -49,7 +49,9 @@ def test_pools_and_their_gradients_match_torch_with_padding():
     np.testing.assert_allclose(da, xt.grad.numpy().transpose(0, 2, 3, 1), atol=1e-12)
 
 
-@pytest.mark.parametrize("window, stride, padding", [(2, None, "VALID"), (3, 1, "SAME"), (3, 2, 1), (2, (1, 2), "VALID")])
+@pytest.mark.parametrize(
+    "window, stride, padding", [(2, None, "VALID"), (3, 1, "SAME"), (3, 2, 1), (2, (1, 2), "VALID")]
+)
 def test_hand_backprop_equals_jax_grad_float64(window, stride, padding):
     rng = np.random.default_rng(5)
     x = jnp.asarray(rng.normal(size=(2, 6, 6, 2)), jnp.float64)

@@ -157,7 +157,8 @@ def conv2d(x, w, *, stride=1, padding="VALID", dilation=1, method="xla", precisi
       precision: passed to the matmuls / XLA convolution (None: the backend's default).
 
     Returns:
-      (n, oh, ow, c_out) array of dtype ``result_type(x, w)``, oh = (h + top + bottom − d_h(kh − 1) − 1) // s_h + 1.
+      (n, oh, ow, c_out) array of dtype ``result_type(x, w)``,
+      oh = (h + top + bottom − d_h(kh − 1) − 1) // s_h + 1 (and ow alike).
     """
     check_choice(method, METHODS, name="method")
     geo = conv_geometry(x.shape, w.shape, stride=stride, padding=padding, dilation=dilation)

@@ -67,7 +67,7 @@ def max_pool(x, *, window=2, stride=None, padding="VALID"):
 
 @functools.partial(jax.jit, static_argnames=("window", "stride", "padding"))
 def avg_pool(x, *, window=2, stride=None, padding="VALID"):
-    """Average pooling: y[b, p, q, c] = (1 / (kh·kw)) Σ_{i<kh, j<kw} x̃[b, p·s_h + i, q·s_w + j, c] (x̃ zero-padded).
+    """Average pooling: y[b, p, q, c] = (1/(kh·kw)) Σ_{i<kh, j<kw} x̃[b, p·s_h + i, q·s_w + j, c], x̃ zero-padded.
 
     Args and returns as ``max_pool``; padded zeros count in the mean.
     """
