@@ -1,4 +1,9 @@
-"""Every chapter in colab/ runs top to bottom on CPU with small settings, and is committed clean."""
+"""Every chapter in colab/ runs top to bottom on CPU with small settings, and is committed clean.
+
+The chapters run with 8 host devices (``--xla_force_host_platform_device_count=8``), as on a Colab TPU v2-8 or
+v5e-8: code that depends on the device count (meshes, sharded batches, batch sizes divisible by it) runs in CI
+the way it runs there. The flag is read when JAX starts in the kernel, so it goes in the kernel's environment.
+"""
 
 import json
 import os
@@ -9,6 +14,24 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "colab").glob("*.ipynb"))
+DEVICES = 8  # a TPU v2-8 / v5e-8 host
+
+
+def _kernel_env() -> dict:
+    """JAX on the CPU, shown as ``DEVICES`` devices (other XLA flags kept)."""
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+    return {"JAX_PLATFORMS": "cpu",
+            "XLA_FLAGS": " ".join(flags + [f"--xla_force_host_platform_device_count={DEVICES}"])}
+
+
+def test_kernel_environment_shows_eight_cpu_devices():
+    import subprocess
+
+    env = {**os.environ, **_kernel_env()}
+    code = "import jax; print(jax.default_backend(), jax.device_count(), jax.local_device_count())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["cpu", str(DEVICES), str(DEVICES)]
 
 
 def _load(path):
@@ -39,7 +62,8 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("JAXMATH_SMALL", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    for name, value in _kernel_env().items():
+        monkeypatch.setenv(name, value)
     # The kernel must import the jaxmath of this checkout, whatever the kernel's cwd.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     nb = nbformat.read(path, as_version=4)

@@ -16,6 +16,7 @@ from jaxmath.bench.peaks import peak_flops as peak_flops
 from jaxmath.bench.records import SCHEMA_VERSION as SCHEMA_VERSION
 from jaxmath.bench.records import Record as Record
 from jaxmath.bench.records import format_markdown as format_markdown
+from jaxmath.bench.records import machine_meta as machine_meta
 from jaxmath.bench.records import format_table as format_table
 from jaxmath.bench.records import read_csv as read_csv
 from jaxmath.bench.records import read_json as read_json

@@ -6,6 +6,9 @@ import csv
 import dataclasses
 import json
 import math
+import os
+import platform
+import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -65,6 +68,30 @@ def _parse(name: str, text: str) -> Any:
 # (version 1: no versions, date or machine in "meta"); ``jaxmath bench compare`` refuses those, since it cannot
 # say what they were measured with. Bump it whenever a field changes meaning.
 SCHEMA_VERSION = 2
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_meta() -> dict:
+    """What a record was measured with: versions, date (UTC), CPU, core count, backend and its devices."""
+    import jax
+    import jaxlib
+
+    from jaxmath import __version__
+
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "jaxmath": __version__,
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "machine": platform.machine(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+            "backend": jax.default_backend(), "device_kinds": sorted({d.device_kind for d in jax.devices()})}
 
 
 def write_json(records: Sequence[Record], path: str | Path, *, meta: dict | None = None) -> None:

@@ -91,36 +91,6 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
-
-
-def machine_meta() -> dict:
-    """What a record was measured with: versions, date (UTC), CPU, core count, backend and its devices."""
-    import os
-    import platform
-    import time as _time
-
-    import jax
-    import jaxlib
-
-    from jaxmath import __version__
-
-    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "jaxmath": __version__,
-            "python": platform.python_version(), "date": _time.strftime("%Y-%m-%d", _time.gmtime()),
-            "machine": platform.machine(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
-            "backend": jax.default_backend(), "device_kinds": sorted({d.device_kind for d in jax.devices()})}
-
-
 def run(args: argparse.Namespace) -> int:
     from jaxmath.cli import CLIError, output_file_problem
 
@@ -164,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         rows = [row for device in distinct_devices(devices) for row in _parity.parity_report(device=device)]
         print(_parity.format_parity(rows))
     meta = {"size": size, "precision": args.precision or "default", "dtype": args.dtype, "seconds": elapsed,
-            "load_average": load, **machine_meta(),
+            "load_average": load, **_records.machine_meta(),
             "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     if args.json:
         _records.write_json(recs, args.json, meta=meta)
