@@ -56,28 +56,35 @@ def init_ensemble(keys: jax.Array, *, init_fn: Callable, train_step: TrainStep) 
     return jax.jit(jax.vmap(one))(keys)
 
 
-def _ensemble_scan(train_step, batch_size, states, x, labels, learning_rates, fallbacks):
-    """``_epoch_scan`` for every member: ``(states, verified, metrics)`` with a leading K axis."""
-    def member(state, lr, fallback):
+def _ensemble_scan(train_step, batch_size, states, x, labels, learning_rates, stop_at):
+    """``_epoch_scan`` for every member (``stop_at``: ``(K,)`` int32): ``(states, metrics)`` with a K axis."""
+    def member(state, lr, stop):
         if lr is None:
             step = train_step.pure
         else:
             step = _pure_step(train_step.loss_fn, train_step.optimizer_fn(learning_rate=lr))
-        return _epoch_scan(step, batch_size, state, x, labels, fallback)
+        return _epoch_scan(step, batch_size, state, x, labels, stop)
 
     if learning_rates is None:
-        return jax.vmap(lambda s, f: member(s, None, f))(states, fallbacks)
-    return jax.vmap(member)(states, learning_rates, fallbacks)
+        return jax.vmap(lambda s, stop: member(s, None, stop))(states, stop_at)
+    return jax.vmap(member)(states, learning_rates, stop_at)
 
 
 def _ensemble_epoch(train_step, batch_size, states, x, labels, learning_rates):
-    states, _, metrics = _ensemble_scan(train_step, batch_size, states, x, labels, learning_rates, None)
+    stop_at = jnp.full(states.step.shape, x.shape[0], jnp.int32)
+    states, metrics = _ensemble_scan(train_step, batch_size, states, x, labels, learning_rates, stop_at)
     metrics.pop("nonfinite_reason")
     return states, metrics
 
 
+def _pick(mask, new, old):
+    """Per member: ``new`` where ``mask`` (K,) is True, else ``old`` (leaves with a leading K axis)."""
+    mask = jnp.asarray(mask)
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old)
+
+
 _ensemble_epoch_jit = jax.jit(_ensemble_epoch, static_argnums=(0, 1), donate_argnums=(2,))
-_ensemble_fit_epoch_jit = jax.jit(_ensemble_scan, static_argnums=(0, 1), donate_argnums=(2, 6))
+_ensemble_fit_epoch_jit = jax.jit(_ensemble_scan, static_argnums=(0, 1), donate_argnums=(2,))
 _ensemble_fit_epoch_copying = jax.jit(_ensemble_scan, static_argnums=(0, 1))
 
 
@@ -229,7 +236,7 @@ def fit_ensemble(
     loaded = resume_lib.load(checkpoint_dir, states, kind="fit_ensemble", state_key="states") if resume else None
     if loaded is None:
         states = jax.tree_util.tree_map(jnp.copy, states)
-        verified = jax.tree_util.tree_map(jnp.copy, states)
+        previous_start = None
         best_params = jax.tree_util.tree_map(jnp.copy, states.params)
         best_loss = np.full((k,), np.inf)
         best_epoch = np.zeros((k,), int)
@@ -239,7 +246,7 @@ def fit_ensemble(
         history: dict[str, list] = {}
     else:
         tree, metadata = loaded
-        states, verified, book = tree["states"], tree["verified"], tree["fit"]
+        states, previous_start, book = tree["states"], tree["epoch_start"], tree["fit"]
         best_params, best_loss, best_epoch = book["best_params"], book["best_loss"], book["best_epoch"]
         start_step, train_seconds, first_epoch = book["start_step"], book["train_seconds"], book["epoch"] + 1
         history = resume_lib.history_lists(book["history"])
@@ -265,16 +272,32 @@ def fit_ensemble(
     try:
         for epoch in epoch_iter:
             start = time.perf_counter()
+            start_states = jax.tree_util.tree_map(jnp.copy, states)  # replayed from after a divergence
+            every_step = np.full((k,), np.shape(x)[0], np.int32)
             try:
-                states, verified, metrics = run(train_step, batch_size, states, x, labels, learning_rates, verified)
+                states, metrics = run(train_step, batch_size, states, x, labels, learning_rates, every_step)
             except (RuntimeError, ValueError) as err:
                 if is_donated(states):
                     raise ValueError(DONATED_MESSAGE) from err
                 raise
             metrics = jax.device_get(metrics)
-            train_seconds += time.perf_counter() - start
             bad = np.asarray(metrics.pop("first_nonfinite_step"))
             reason = np.asarray(metrics.pop("nonfinite_reason"))
+            # As in fit: a member whose last accepted params evaluated non-finite goes back one more step, by
+            # replaying its epoch (or the previous one, when the first step failed) up to the step before.
+            redo = (bad > 0) & (reason == REASON_LOSS)
+            if redo.any():
+                stops = np.where(redo, bad - 1, every_step).astype(np.int32)
+                replayed, _ = run(train_step, batch_size, jax.tree_util.tree_map(jnp.copy, start_states), x, labels,
+                                  learning_rates, stops)
+                states = _pick(redo, replayed, states)
+            redo = (bad == 0) & (reason == REASON_LOSS)
+            if redo.any() and previous_start is not None:
+                stops = np.where(redo, num_batches - 1, every_step).astype(np.int32)
+                replayed, _ = run(train_step, batch_size, previous_start, x, labels, learning_rates, stops)
+                states = _pick(redo, replayed, states)
+            train_seconds += time.perf_counter() - start
+            previous_start = start_states
             record = {}
             for name, per_step in metrics.items():
                 per_step = np.asarray(per_step, np.float64)
@@ -296,11 +319,7 @@ def fit_ensemble(
             stale = (bad == 0) & (reason == REASON_LOSS) & (best_epoch == epoch - 1)
             improved = np.isfinite(monitored) & (monitored < best_loss)
             if improved.any() or stale.any():
-                mask = jnp.asarray(improved | stale)
-                best_params = jax.tree_util.tree_map(
-                    lambda new, old: jnp.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
-                    states.params, best_params,
-                )
+                best_params = _pick(improved | stale, states.params, best_params)
                 best_loss = np.where(improved, monitored, best_loss)
                 best_epoch = np.where(improved, epoch, best_epoch)
             for name, v in record.items():
@@ -309,7 +328,7 @@ def fit_ensemble(
             if bar is not None:
                 bar.set_postfix_str(progress_postfix(record), refresh=False)
             if checkpoint_dir is not None:
-                snapshot = {"states": states, "verified": verified, "fit": {
+                snapshot = {"states": states, "epoch_start": previous_start, "fit": {
                     "epoch": epoch, "history": resume_lib.history_arrays(history), "best_params": best_params,
                     "best_loss": np.asarray(best_loss, np.float64), "best_epoch": np.asarray(best_epoch),
                     "start_step": np.asarray(start_step), "train_seconds": train_seconds}}

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxmath import _validation as V
@@ -69,17 +70,16 @@ def _learning_rates_ok(opt_state) -> jax.Array:
 REASON_LOSS, REASON_PARAMS, REASON_LEARNING_RATE = 1, 2, 3
 
 
-def _epoch_scan(train_step: Callable, batch_size: int, state: TrainState, x, labels, fallback):
+def _epoch_scan(train_step: Callable, batch_size: int, state: TrainState, x, labels, stop_at):
     """The pure epoch: shuffle with ``state.key``, scan ``train_step`` over the batches.
 
-    Acceptance of a step: its loss at the current params is finite, the learning rate it applies is finite
-    and >= 0, and the new params are finite. The loss of the new params is only known at the next step, so
-    the carry also holds ``verified``, the newest state whose own loss was evaluated finite: when a loss turns
-    non-finite, the params that produced it (huge but finite after a divergence) are dropped and ``verified``
-    is returned. ``fallback`` is the verified state of the previous epoch (None: ``state`` itself).
+    A step is applied when its loss at the current params is finite, the learning rate it applies is finite
+    and >= 0, the new params are finite, and its index is below ``stop_at`` (an int32 scalar, traced: ``fit``
+    replays an epoch up to a given step with the same compiled scan, to recover the state before a step whose
+    params turned out to evaluate non-finite). After the first rejected step nothing changes.
 
     Returns:
-      ``(state, verified, metrics)``; ``metrics["first_nonfinite_step"]`` is -1 or the rejected step's index,
+      ``(state, metrics)``; ``metrics["first_nonfinite_step"]`` is -1 or the first rejected step's index,
       ``metrics["nonfinite_reason"]`` 0 or one of the ``REASON_*`` codes.
     """
     step_fn = train_step.pure if isinstance(train_step, TrainStep) else train_step
@@ -90,58 +90,49 @@ def _epoch_scan(train_step: Callable, batch_size: int, state: TrainState, x, lab
     # does two rounds to remove the tiny bias of tied bits, which costs compile time and does not matter here).
     order = jnp.argsort(jax.random.bits(shuffle_key, (n,)))[: num_batches * batch_size].reshape(num_batches, batch_size)
     state = state._replace(key=key)
-    verified = state if fallback is None else fallback
     # Gather whole rows of a flat (n, d) view, then restore the example shape: XLA's CPU gather of
     # contiguous rows is much cheaper than gathering (28, 28) slices (figures in benchmarks/RESULTS.md);
     # both reshapes are free.
     rows = x.reshape(n, -1)
     example_shape = x.shape[1:]
 
-    def select(pred, new, old):
-        return jax.tree_util.tree_map(lambda a, b: lax.select(pred, a, b), new, old)
-
     def body(carry, xs):
-        current, verified, first_bad, reason = carry
+        current, first_bad, reason = carry
         i, idx = xs
         batch_x = rows[idx].reshape((idx.shape[0],) + example_shape)
         candidate, metrics = step_fn(current, (batch_x, labels[idx]))
-        active = first_bad < 0
+        active = (first_bad < 0) & (i < stop_at)
         loss_ok = jnp.isfinite(metrics["loss"])
         rate_ok = _learning_rates_ok(current.opt_state)
-        params_ok = _tree_all_finite(candidate.params)
-        accept = active & loss_ok & rate_ok & params_ok
-        verified = select(active & loss_ok, current, verified)
-        current = select(accept, candidate, select(active & ~loss_ok, verified, current))
+        accept = active & loss_ok & rate_ok & _tree_all_finite(candidate.params)
+        current = jax.tree_util.tree_map(lambda new, old: lax.select(accept, new, old), candidate, current)
         failed = active & ~accept
         code = jnp.where(~loss_ok, REASON_LOSS, jnp.where(~rate_ok, REASON_LEARNING_RATE, REASON_PARAMS))
         reason = jnp.where(failed, code, reason).astype(jnp.int32)
         first_bad = jnp.where(failed, i, first_bad)
-        return (current, verified, first_bad, reason), metrics
+        return (current, first_bad, reason), metrics
 
     steps = jnp.arange(num_batches, dtype=jnp.int32)
-    init = (state, verified, jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32))
-    (state, verified, first_bad, reason), metrics = lax.scan(body, init, (steps, order))
+    init = (state, jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32))
+    (state, first_bad, reason), metrics = lax.scan(body, init, (steps, order))
     metrics = dict(metrics)
     metrics["first_nonfinite_step"] = first_bad
     metrics["nonfinite_reason"] = reason
-    return state, verified, metrics
+    return state, metrics
 
 
 def _epoch_core(train_step: Callable, batch_size: int, state: TrainState, x, labels):
-    """The pure epoch of ``run_epoch`` (no jit, no checks): ``(state, metrics)`` of ``_epoch_scan``.
-
-    A rejected step changes nothing; a non-finite loss rolls back to the last state whose loss was finite
-    (within the epoch), and ``first_nonfinite_step`` records where it happened.
-    """
-    state, _, metrics = _epoch_scan(train_step, batch_size, state, x, labels, None)
+    """The pure epoch of ``run_epoch`` (no jit, no checks): every step may run; a rejected step changes
+    nothing and ``first_nonfinite_step`` records where it happened."""
+    state, metrics = _epoch_scan(train_step, batch_size, state, x, labels, jnp.asarray(x.shape[0], jnp.int32))
     metrics.pop("nonfinite_reason")
     return state, metrics
 
 
 _run_epoch_donating = jax.jit(_epoch_core, static_argnums=(0, 1), donate_argnums=(2,))
 _run_epoch_copying = jax.jit(_epoch_core, static_argnums=(0, 1))
-# fit's epoch: also carries the previous epoch's verified state (donated with the state when donating).
-_fit_epoch_donating = jax.jit(_epoch_scan, static_argnums=(0, 1), donate_argnums=(2, 5))
+# fit's epoch: the scan with its stop_at and the rejection reason.
+_fit_epoch_donating = jax.jit(_epoch_scan, static_argnums=(0, 1), donate_argnums=(2,))
 _fit_epoch_copying = jax.jit(_epoch_scan, static_argnums=(0, 1))
 
 
@@ -172,11 +163,12 @@ def _epoch(state, x, labels, *, train_step, batch_size, donate):
         raise
 
 
-def _fit_epoch(state, fallback, x, labels, *, train_step, batch_size, donate):
-    """One epoch for ``fit`` (checked once before): ``(state, verified, metrics)`` of ``_epoch_scan``."""
+def _fit_epoch(state, x, labels, *, train_step, batch_size, donate, stop_at=None):
+    """One epoch for ``fit`` (checked once before): ``(state, metrics)`` of ``_epoch_scan``."""
     run = _fit_epoch_donating if donate else _fit_epoch_copying
+    stop_at = jnp.asarray(np.shape(x)[0] if stop_at is None else stop_at, jnp.int32)
     try:
-        return run(train_step, batch_size, state, x, labels, fallback)
+        return run(train_step, batch_size, state, x, labels, stop_at)
     except (RuntimeError, ValueError) as err:
         if is_donated(state):
             raise ValueError(DONATED_MESSAGE) from err
@@ -201,9 +193,9 @@ def run_epoch(
     Metrics are the scan's outputs: nothing goes back to the host between steps.
 
     Nothing is lost: a step with a non-finite loss, non-finite new params or a negative or NaN learning
-    rate (from a schedule) is not applied; when the loss turns non-finite, the params that produced it are
-    dropped too (huge but finite params that evaluate to NaN), so the returned state is the last one whose
-    loss evaluated finite. ``metrics["first_nonfinite_step"]`` says which step failed.
+    rate (from a schedule) is not applied, the returned state is the last one reached by accepted steps, and
+    ``metrics["first_nonfinite_step"]`` says which step failed. (``fit`` goes one step further back when
+    a loss turns non-finite: it replays the epoch to drop the params that produced it.)
 
     Checked before anything runs: ``state.opt_state`` was made by ``train_step.optimizer`` (structure,
     shapes, dtypes), ``state`` was not consumed by an earlier donating call, ``labels`` are integers and, when

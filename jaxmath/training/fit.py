@@ -227,14 +227,14 @@ def fit(
     if loaded is None:
         # Copies: the caller's state survives donation, and best_params never alias donated buffers.
         state = jax.tree_util.tree_map(jnp.copy, state)
-        verified = jax.tree_util.tree_map(jnp.copy, state)
+        previous_start = None
         best_params = jax.tree_util.tree_map(jnp.copy, state.params)
         best_loss, best_epoch, since_best, previous = math.inf, 0, 0, None
         history: dict[str, list] = {}
         first_epoch, start_step, train_seconds = 1, int(state.step), 0.0
     else:
         tree, metadata = loaded
-        state, verified, book = tree["state"], tree["verified"], tree["fit"]
+        state, previous_start, book = tree["state"], tree["epoch_start"], tree["fit"]
         best_params, best_loss, best_epoch = book["best_params"], book["best_loss"], book["best_epoch"]
         since_best, previous, history = book["since_best"], book["previous"], resume_lib.history_lists(book["history"])
         first_epoch, start_step, train_seconds = book["epoch"] + 1, book["start_step"], book["train_seconds"]
@@ -261,12 +261,24 @@ def fit(
         for epoch in epoch_iter:
             start = time.perf_counter()
             best_before, epoch_start = best_epoch, int(state.step)
-            state, verified, metrics = _fit_epoch(state, verified, x, labels, train_step=train_step,
-                                                  batch_size=batch_size, donate=donate)
+            # A copy of the epoch's start (the epoch may donate the state): replaying from it recovers the
+            # state before any step, should that step's params evaluate non-finite one step later.
+            start_state = jax.tree_util.tree_map(jnp.copy, state)
+            epoch_kw = dict(train_step=train_step, batch_size=batch_size, donate=donate)
+            state, metrics = _fit_epoch(state, x, labels, **epoch_kw)
             metrics = jax.device_get(metrics)
-            train_seconds += time.perf_counter() - start
             bad = int(metrics.pop("first_nonfinite_step"))
             reason = int(metrics.pop("nonfinite_reason"))
+            if bad >= 0 and reason == REASON_LOSS:
+                # The params of the last accepted step evaluate non-finite: drop them too, by replaying up
+                # to the step before (the previous epoch's last one when this epoch's first step failed).
+                if bad > 0:
+                    replay_from = jax.tree_util.tree_map(jnp.copy, start_state)  # start_state is kept
+                    state, _ = _fit_epoch(replay_from, x, labels, stop_at=bad - 1, **epoch_kw)
+                elif previous_start is not None:
+                    state, _ = _fit_epoch(previous_start, x, labels, stop_at=num_batches - 1, **epoch_kw)
+            train_seconds += time.perf_counter() - start
+            previous_start = start_state
             good = slice(None) if bad < 0 else slice(0, bad)
             record = {}
             for k, v in metrics.items():
@@ -305,7 +317,7 @@ def fit(
                     stop = "tolerance"
                 previous = monitored
             if checkpoint_dir is not None:
-                snapshot = {"state": state, "verified": verified, "fit": {
+                snapshot = {"state": state, "epoch_start": previous_start, "fit": {
                     "epoch": epoch, "history": resume_lib.history_arrays(history), "best_params": best_params,
                     "best_loss": best_loss, "best_epoch": best_epoch, "since_best": since_best,
                     "previous": previous, "start_step": start_step, "train_seconds": train_seconds}}
@@ -329,7 +341,7 @@ def fit(
     num_steps = int(state.step) - start_step
     history_arrays = {k: np.asarray(v) for k, v in history.items()}
     epochs_run = len(history_arrays.get("train_loss", ()))
-    loss_history = np.full((num_epochs,), np.nan)
+    loss_history = np.full((max(num_epochs, epochs_run),), np.nan)  # a resumed run may have run more
     loss_history[:epochs_run] = history_arrays.get("train_loss", np.zeros(0))
     info = FitInfo(
         converged=stop_reason in ("patience", "tolerance"),

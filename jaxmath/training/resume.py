@@ -2,10 +2,11 @@
 
 A fit checkpoint is a ``jaxmath.checkpoint`` step numbered by the epoch, holding::
 
-    {"state": TrainState, "verified": TrainState, "fit": {epoch, history, best_params, best_loss, ...}}
+    {"state": TrainState, "epoch_start": TrainState, "fit": {epoch, history, best_params, best_loss, ...}}
 
-``verified`` is the newest state whose loss evaluated finite (the fallback after a divergence); with it and
-the bookkeeping, a resumed run continues bit for bit as if it had never stopped.
+``epoch_start`` is the state the saved epoch started from (``fit`` replays from it when the next epoch's first
+step finds the saved params evaluating non-finite); with it and the bookkeeping, a resumed run continues bit
+for bit as if it had never stopped.
 """
 
 from __future__ import annotations
