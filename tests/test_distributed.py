@@ -233,3 +233,27 @@ def test_masked_loss_and_gradient_equal_the_plain_loss_on_the_real_rows_float32(
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     ones = np.ones(6, np.float32)
     np.testing.assert_allclose(masked(params, (x, labels, ones))[0], want, rtol=1e-5)
+
+
+def test_one_process_train_epoch_shuffles_with_the_key_and_keeps_every_row_float32():
+    """One process, one device: the epoch with ``key`` equals plain steps over the permuted rows' batches."""
+    model = mlp.make((784, 8, 10), activation="tanh", dtype="float32")
+    masked = distributed.make_masked_classifier_loss(model, num_classes=10)
+    step = training.make_train_step(masked, optim.sgd(learning_rate=0.5))
+    plain = training.make_train_step(training.make_classifier_loss(model, num_classes=10),
+                                     optim.sgd(learning_rate=0.5))
+    x, labels = load_mnist("train[:45]")  # 45 rows in batches of 8: the sixth has 5
+    mesh = distributed.global_mesh()
+    key = jax.random.key(7)
+    params0 = model.init(jax.random.key(0))
+    state, metrics = distributed.train_epoch(step.init(params0, key=key), x, labels, train_step=step, mesh=mesh,
+                                             batch_size=8, key=key)
+    assert metrics["count"] == 45 and int(state.step) == 6
+    order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 0), 45))
+    ref = plain.init(params0, key=key)
+    for t in range(6):
+        idx = order[t * 8:(t + 1) * 8]
+        ref, _ = plain(ref, (jnp.asarray(x[idx]), jnp.asarray(labels[idx])))
+    for a, b in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(ref.params)):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
