@@ -1,6 +1,7 @@
 """Data-parallel scaling: training samples/s against the device count (1, 2, 4, 8 simulated CPU devices).
 
-    python benchmarks/bench_scaling.py [--rounds 2] [--epochs 2] [--samples 12000] [--lenet-samples 2048] [--counts 1,2,4,8]
+    python benchmarks/bench_scaling.py [--rounds 2] [--epochs 2] [--samples 12000] [--lenet-samples 2048]
+                                       [--counts 1,2,4,8]
 
 Each device count runs in its own subprocess (``XLA_FLAGS=--xla_force_host_platform_device_count=D`` only
 takes effect before JAX starts), and the rounds go 1, 2, 4, 8, 1, 2, 4, 8, ... so a burst of other load hits
@@ -78,7 +79,8 @@ for name, model, batch, n in workloads:
     host_epoch(state0)  # compile and warm up
     times = {"scan": [], "host": []}
     for _ in range(epochs):  # interleaved, so load hits both alike
-        t0 = time.perf_counter(); jax.block_until_ready(scan(state0, xs, ys)); times["scan"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter(); jax.block_until_ready(scan(state0, xs, ys))
+        times["scan"].append(time.perf_counter() - t0)
         t0 = time.perf_counter(); host_epoch(state0); times["host"].append(time.perf_counter() - t0)
     out[name] = {"samples": steps * batch, "batch": batch, "compile_scan_s": compile_scan,
                  **{k: v for k, v in times.items()}}

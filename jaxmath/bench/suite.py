@@ -179,7 +179,8 @@ def default_cases(
     builders = {
         "mlp-784-16-16-10": lambda s: _mlp_workload(
             (784, 16, 16, 10), samples=s[0], batch=s[1], activation="sigmoid", output="sigmoid",
-            loss="sum_of_squares", optimizer=optim.sgd(learning_rate=1.0), precision=precision, compute_dtype=compute_dtype),
+            loss="sum_of_squares", optimizer=optim.sgd(learning_rate=1.0), precision=precision,
+            compute_dtype=compute_dtype),
         "mlp-784-1024-1024-10": lambda s: _mlp_workload(
             _LARGE_SIZES[size], samples=s[0], batch=s[1], activation="relu", output="identity",
             loss="softmax_cross_entropy", optimizer=optim.adam(learning_rate=1e-3), precision=precision,

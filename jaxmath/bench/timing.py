@@ -158,7 +158,9 @@ def compile_fn(fn: Callable, *args: Any, clock: Clock = time.perf_counter) -> tu
     return compiled, lowered_at - start, done - lowered_at
 
 
-def time_jit(fn: Callable, *args: Any, repeats: int = 10, warmup: int = 2, clock: Clock = time.perf_counter) -> JitTiming:
+def time_jit(
+    fn: Callable, *args: Any, repeats: int = 10, warmup: int = 2, clock: Clock = time.perf_counter
+) -> JitTiming:
     """Compile ``fn`` for ``args`` (timed apart), then time the compiled executable.
 
     Args:
@@ -178,7 +180,7 @@ def time_jit(fn: Callable, *args: Any, repeats: int = 10, warmup: int = 2, clock
 
 
 def fused(body: Callable[..., Any], num_steps: int) -> Callable[..., Any]:
-    """``(carry, *consts) -> carry`` running ``carry = body(carry, i, *consts)`` for ``i < num_steps`` in one ``lax.scan``.
+    """``(carry, *consts) -> carry``: ``carry = body(carry, i, *consts)`` for ``i < num_steps`` in one ``lax.scan``.
 
     ``consts`` (e.g. the dataset the steps slice batches from) are arguments, not
     captured constants, so they are neither baked into the program nor copied per step.
