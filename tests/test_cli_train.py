@@ -282,3 +282,49 @@ def test_logo_default_settings_reach_97_percent_and_write_outputs(tmp_path):
     scale = np.array(metadata["settings"]["input_scale"])
     logits = numpy_forward(params, points / scale, hidden="tanh", output="identity")
     np.testing.assert_array_equal(np.argmax(logits, axis=1), [1, 1, 1, 0, 0, 0, 0, 0])
+
+
+# ----------------------------------------------------------------------------- train cnn (LeNet-5)
+
+
+@needs_shared
+def test_cnn_has_the_mlp_outputs_and_its_saved_params_score_what_the_table_says(tmp_path):
+    out, network, header = tmp_path, "lenet5", "lenet5 (modern), 61,706 params"
+    result = jaxmath("train", "cnn", "--model", network, "--train", "test[128:384]", "--eval", "test[:128]",
+                     "--epochs", "1", "--batch-size", "64", "--no-progress", "--json", str(out / "r.json"),
+                     "--plot", str(out / "c.png"), "--save", str(out / "m"), "--checkpoint", str(out / "ck"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"jaxmath train cnn: {header}"), lines[0]
+    assert max(len(line) for line in lines if not line.startswith("wrote ")) <= 80  # tmp paths are long
+    assert lines[-4:] == [f"wrote {out / 'm' / 'params.npz'}", f"wrote {out / 'm' / 'config.json'}",
+                          f"wrote {out / 'r.json'}", f"wrote {out / 'c.png'}"]
+    assert (out / "c.png").read_bytes()[:8] == PNG_MAGIC and (out / "ck" / "step_00000001").is_dir()
+    report = json.loads((out / "r.json").read_text())
+    assert report["config"]["name"] == "lenet5" and report["settings"]["network"] == network
+    assert report["settings"]["loss"] == "softmax_cross_entropy" and report["settings"]["optimizer"] == "adam"
+    # The saved params, applied to test images decoded here from the gzip files, give the reported accuracy.
+    model, params, metadata = models.load(out / "m")
+    x, labels = raw_split("test")
+    logits = np.asarray(model.apply(params, x[:128].astype(np.float32) / 255))
+    accuracy = np.mean(np.argmax(logits, axis=1) == labels[:128])
+    assert abs(metadata["results"]["eval_accuracy"] - accuracy) <= 1 / 128 + 1e-9
+    assert metadata["results"]["eval_accuracy"] == report["results"]["eval_accuracy"]
+
+
+@needs_shared
+def test_cnn_1998_trains_through_the_same_path(tmp_path, capsys):
+    code = main(["train", "cnn", "--model", "lenet5-1998", "--train", "test[128:256]", "--eval", "test[:64]",
+                 "--epochs", "1", "--batch-size", "64", "--no-progress", "--json", str(tmp_path / "r.json")])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["config"]["variant"] == "1998" and report["settings"]["network"] == "lenet5-1998"
+    assert lines[0] == f"jaxmath train cnn: lenet5 (1998), {report['results']['params']:,} params"
+    assert 0 <= report["results"]["eval_accuracy"] <= 1 and report["results"]["epochs_run"] == 1
+
+
+def test_cnn_refuses_unknown_networks_in_one_line(capsys):
+    assert main(["train", "cnn", "--model", "alexnet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--model" in err and "lenet5-1998" in err
