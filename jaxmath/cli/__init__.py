@@ -110,6 +110,11 @@ def output_directory_problem(flag: str, path: str) -> str | None:
 
 def _leave(status: int, message: str | None = None) -> None:
     """Print ``message``, flush, and end the process at once (no interpreter shutdown inside jaxlib)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the line short
+        try:
+            signal.signal(signum, signal.SIG_IGN)
+        except ValueError:
+            pass
     if message:
         print(message, file=sys.stderr)
     for stream in (sys.stdout, sys.stderr):
