@@ -175,10 +175,10 @@ def test_missing_data_is_a_short_error_that_creates_no_folders(tmp_path):
     # No network in tests: a fake fetcher that fails like an offline machine, set up in the child process.
     code = (
         "import sys, urllib.error\n"
-        "import jaxmath.datasets.mnist as m\n"
+        "import jaxmath.datasets.download as d\n"
         "def offline(url, **kw):\n"
         "    raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')\n"
-        "m._urlopen_bytes = offline\n"
+        "d._open_url = offline\n"
         "from jaxmath.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )

@@ -24,6 +24,7 @@ from jaxmath.datasets import (
     parse_idx,
     split_slice,
 )
+from jaxmath.datasets import download as download_module
 from jaxmath.datasets import mnist as mnist_module
 
 SHARED = Path(os.environ.get("JAXMATH_DATA_DIR", "")) / "mnist"
@@ -487,7 +488,7 @@ def test_permission_denied_on_the_cache_is_one_exact_line(tmp_path, patched_chec
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(mnist_module.tempfile, "NamedTemporaryFile", denied)
+    monkeypatch.setattr(download_module.tempfile, "NamedTemporaryFile", denied)
     with pytest.raises(PermissionError) as info:
         load_mnist("test", data_dir=tmp_path, fetch=lambda url: patched_checksums[url.rsplit("/", 1)[1]])
     assert str(info.value) == (f"cannot write to {tmp_path / 'mnist'}: permission denied; make it writable, "

@@ -263,7 +263,8 @@ def _train(model_name, args, model, loss, num_classes, train, val):
             warnings.simplefilter("ignore", RuntimeWarning)
             kwargs = {}
             if checkpoint_dir is not None:
-                # With --save alone, the checkpoint directory is a private one, written only on an interrupt.
+                # With --save alone the checkpoint directory is a private one, removed afterwards: fit writes
+                # it only on an interrupt and after the last epoch.
                 every = 1 if args.checkpoint is not None else args.epochs + 1
                 kwargs = {"checkpoint_dir": str(checkpoint_dir), "checkpoint_every": every, "resume": args.resume}
             state, info = training.fit(
