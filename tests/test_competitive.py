@@ -176,3 +176,69 @@ def test_bad_input_raises():
         C.fit_batch(X, params=params, max_steps=0)
     with pytest.raises(TypeError):
         C.update(params, X[0], 0.1)  # hyperparameters are keyword-only
+
+
+# ---- non-finite updates ----------------------------------------------------------------------------------
+
+
+def _np_wta_guarded(W, X, eta, passes):
+    """Online WTA in W's dtype, stopping before the first update whose squared weight norms overflow:
+    (weights, update index or -1)."""
+    W = W.copy()
+    for u in range(passes * len(X)):
+        x = X[u % len(X)]
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = W - x
+            best = int(np.argmin((d.astype(np.float64) ** 2).sum(1)))
+            cand = W.copy()
+            cand[best] = W[best] - eta * d[best]
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = (cand * cand).sum(1)  # in W's dtype, as the winner search squares distances
+        if not np.all(np.isfinite(norms)):
+            return W, u
+        W = cand
+    return W, -1
+
+
+def test_online_fit_with_learning_rate_100_stops_before_the_first_overflow():
+    # Each WTA update multiplies the winner's offset from its example by 1 − η = −99: float32 overflows
+    # within a few passes. The fit used to return NaN weights without a word.
+    X = _heroes().astype(np.float32)
+    W0 = X[[0, 4, 6, 8]] + np.float32(0.01)
+    want, bad_update = _np_wta_guarded(W0, X, np.float32(100.0), passes=10)
+    assert bad_update > 0
+    n = len(X)
+    with pytest.warns(RuntimeWarning, match=rf"competitive\.fit: pass {bad_update // n} made the weights"):
+        w, info = C.fit(jnp.asarray(X), params=jnp.asarray(W0), learning_rate=100.0, max_steps=10)
+    assert w.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(w)))
+    np.testing.assert_allclose(np.asarray(w), want, rtol=1e-4)
+    assert bool(info.nonfinite) and not bool(info.converged)
+    assert int(info.first_nonfinite_step) == int(info.num_steps) == bad_update // n
+    winners = np.asarray(info.winners)
+    assert np.all(winners[:bad_update] >= 0) and np.all(winners[bad_update:] == -1)
+    loss = np.asarray(info.loss_history)
+    assert np.all(np.isfinite(loss[: bad_update // n])) and np.all(np.isnan(loss[bad_update // n:]))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_batch_fit_stops_before_an_overflowing_pass(dtype):
+    # η = 1e15: pass 0 moves each winner to about 1e15·(mean − w), ‖w‖² about 1e30, finite; pass 1 to about
+    # 1e30, whose square leaves float32 and bfloat16.
+    X = jnp.asarray(_heroes(), dtype)
+    W0 = X[jnp.array([0, 4, 6, 8])]
+    with pytest.warns(RuntimeWarning, match=r"competitive\.fit_batch: pass 1 made the weights non-finite"):
+        w, info = C.fit_batch(X, params=W0, learning_rate=1e15, max_steps=3)
+    one, one_info = C.fit_batch(X, params=W0, learning_rate=1e15, max_steps=1)
+    assert not bool(one_info.nonfinite)
+    np.testing.assert_array_equal(np.asarray(w, np.float32), np.asarray(one, np.float32))
+    assert int(info.num_steps) == 1 and int(info.first_nonfinite_step) == 1 and not bool(info.converged)
+    assert np.all(np.asarray(info.winners)[1:] == -1) and np.all(np.asarray(info.winners)[0] >= 0)
+
+
+def test_wtm_with_vanishing_sigma_is_wta_not_nan():
+    # σ = 1e-20: 2σ² underflows to 0 in float32; Θ must be the σ → 0 limit (the winner alone), which is WTA.
+    X = jnp.asarray(_heroes(), jnp.float32)
+    W0 = X[jnp.array([0, 4, 6, 8])] + 0.01
+    wtm, _ = C.fit(X, params=W0, learning_rate=0.3, neighbourhood="gaussian", sigma=1e-20, max_steps=2)
+    want, _, _ = _np_online(np.asarray(W0, np.float64), np.asarray(X, np.float64), 0.3, epochs=2)
+    np.testing.assert_allclose(np.asarray(wtm), want, rtol=1e-5, atol=1e-6)

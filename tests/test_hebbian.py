@@ -205,3 +205,70 @@ def test_warm_start_and_the_schedule_reuse_the_compiled_loop():
     assert not np.allclose(np.asarray(a), np.asarray(b))
     with pytest.raises(AssertionError, match="traced > 1 times"):  # the guard does see a new shape
         H.fit_oja(X[:100], params=w0, learning_rate=schedule, max_steps=2)
+
+
+# ---- non-finite updates ----------------------------------------------------------------------------------
+
+
+def _np_oja_guarded(w, X, eta, passes):
+    """Oja's rule in w's dtype on centred X, stopping before the first update whose weights or norm are not
+    finite: (weights, update index or -1)."""
+    X = X - X.mean(0)
+    for u in range(passes * len(X)):
+        x = X[u % len(X)]
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = w @ x
+            cand = w + eta * y * (x - y * w)
+            norm = np.sqrt((cand * cand).sum())
+        if not (np.all(np.isfinite(cand)) and np.isfinite(norm)):
+            return w, u
+        w = cand
+    return w, -1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_oja_with_learning_rate_10_stops_before_the_first_nonfinite_update(dtype):
+    # η = 10 on unit-variance data: y·(x − y·w) feeds back cubically, ‖w‖ explodes within a few updates
+    # (the fit used to return NaN weights without a word).
+    X, _ = _pca_data()
+    X = X[:50].astype(dtype)
+    w0 = np.full(5, 0.3, dtype)
+    want, bad_update = _np_oja_guarded(w0, X, dtype(10.0), passes=2)
+    assert bad_update >= 0
+    with pytest.warns(RuntimeWarning, match=r"hebbian\.fit_oja: pass 0 made the weights non-finite"):
+        w, info = H.fit_oja(jnp.asarray(X), params=jnp.asarray(w0), learning_rate=10.0, max_steps=2)
+    assert w.shape == (5,) and w.dtype == dtype and bool(jnp.all(jnp.isfinite(w)))
+    np.testing.assert_allclose(np.asarray(w), want, rtol=1e-4 if dtype == np.float32 else 1e-10)
+    assert bool(info.nonfinite) and int(info.first_nonfinite_step) == 0 and int(info.num_steps) == 0
+    norms = np.asarray(info.norms)
+    assert norms.shape == (100,)
+    assert np.all(np.isfinite(norms[:bad_update])) and np.all(np.isnan(norms[bad_update:]))
+    np.testing.assert_allclose(norms[bad_update - 1], np.linalg.norm(want), rtol=1e-4)
+
+
+def test_sanger_and_plain_hebb_stop_and_name_the_pass():
+    X, _ = _pca_data()
+    X = jnp.asarray(X[:20], jnp.float32)
+    W0 = jnp.full((2, 5), 0.3, jnp.float32)
+    with pytest.warns(RuntimeWarning, match=r"hebbian\.fit_sanger: pass 0 made the weights non-finite"):
+        W, info = H.fit_sanger(X, params=W0, learning_rate=10.0, max_steps=3)
+    assert W.shape == (2, 5) and bool(jnp.all(jnp.isfinite(W))) and bool(info.nonfinite)
+    assert info.norms.shape == (60, 2)
+    # The plain rule adds η·y·x per update: with η = 1e30 the first update's weights are finite (about 1e30)
+    # but their norm is not in float32 (‖w‖² about 1e60), so nothing is applied and the start comes back.
+    w0 = jnp.full(6, 0.1, jnp.float32)
+    with pytest.warns(RuntimeWarning, match=r"hebbian\.fit_hebb: pass 0 made the weights non-finite"):
+        w, info = H.fit_hebb(X, params=w0, learning_rate=1e30, max_steps=2)
+    np.testing.assert_array_equal(np.asarray(w), np.asarray(w0))
+    assert int(info.num_steps) == 0 and not bool(info.converged) and int(info.first_nonfinite_step) == 0
+    assert np.all(np.isnan(np.asarray(info.norms)))
+    # with η = 1e15 the norm stays in range (about 1e16 after 40 updates): no stop, no warning
+    w, info = H.fit_hebb(X, params=w0, learning_rate=1e15, max_steps=2)
+    assert not bool(info.nonfinite) and np.all(np.isfinite(np.asarray(info.norms)))
+
+
+def test_finite_fits_report_no_nonfinite_step():
+    X, _ = _pca_data()
+    w, info = H.fit_oja(jnp.asarray(X[:100]), params=jnp.full(5, 0.3), learning_rate=0.001, max_steps=2)
+    assert not bool(info.nonfinite) and int(info.first_nonfinite_step) == -1 and int(info.num_steps) == 2
+    assert np.all(np.isfinite(np.asarray(info.norms)))

@@ -262,3 +262,48 @@ def test_lloyd_loop_is_not_traced_again_for_new_data_of_the_same_shape():
         K._assign_update = original
         K._fit.clear_cache()
     assert not np.allclose(np.asarray(a), np.asarray(b))
+
+
+# ---- degenerate data and non-finite iterations ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_identical_rows_with_k_above_1_warn_instead_of_a_silent_converged(dtype):
+    # Ten copies of one point cannot make 3 clusters: every centroid ends on the point. Decision: warn (as
+    # scikit-learn does), return the fixed point Lloyd's algorithm reaches; the warning says how many.
+    X = jnp.ones((10, 2), dtype)
+    with pytest.warns(RuntimeWarning, match=r"kmeans\.fit: only 1 distinct cluster\(s\) found for num_clusters=3"):
+        C, info = K.fit(X, params=X[:3])
+    np.testing.assert_array_equal(np.asarray(C), np.ones((3, 2)))
+    assert not bool(info.nonfinite) and float(info.inertia) == 0.0
+    with pytest.warns(RuntimeWarning, match=r"kmeans\.fit_restarts: only 1 distinct cluster"):
+        K.fit_restarts(jax.random.key(0), X, num_clusters=3, num_restarts=2)
+    # two distinct points, repeated: k = 2 is fine and silent, k = 3 warns with 2
+    X2 = jnp.asarray(np.repeat([[0.0, 0.0], [4.0, 1.0]], 5, axis=0), dtype)
+    with pytest.warns(RuntimeWarning, match="only 2 distinct"):
+        K.fit(X2, params=X2[jnp.array([0, 1, 5])])
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        C2, info2 = K.fit(X2, params=X2[jnp.array([0, 5])])
+        K.fit(X, params=X[:1])  # k = 1 on identical rows is a valid clustering
+    np.testing.assert_array_equal(np.sort(np.asarray(C2)[:, 0]), [0.0, 4.0])
+    assert bool(info2.converged)
+
+
+def test_an_overflowing_lloyd_iteration_is_not_taken():
+    # Finite float32 samples near the top of the range: the cluster sum 3e38 + 3e38 (accumulated in float32)
+    # is inf, so the first iteration's centroids are not finite. The fit keeps its starting centroids, says so.
+    X = jnp.asarray([[3e38], [3e38], [0.0], [1.0]], jnp.float32)
+    start = jnp.asarray([[3e38], [0.0]], jnp.float32)
+    with pytest.warns(RuntimeWarning, match=r"kmeans\.fit: Lloyd iteration 0 made the centroids non-finite"):
+        C, info = K.fit(X, params=start)
+    np.testing.assert_array_equal(np.asarray(C), np.asarray(start))
+    assert bool(info.nonfinite) and not bool(info.converged)
+    assert int(info.num_steps) == 0 and int(info.first_nonfinite_step) == 0
+    assert np.all(np.isnan(np.asarray(info.loss_history)))
+    # the same data in float64 is an ordinary problem
+    C64, info64 = K.fit(jnp.asarray(X, jnp.float64), params=jnp.asarray(start, jnp.float64))
+    assert not bool(info64.nonfinite) and int(info64.first_nonfinite_step) == -1 and bool(info64.converged)
+    np.testing.assert_allclose(np.sort(np.asarray(C64)[:, 0]), [0.5, 3e38], rtol=1e-7)

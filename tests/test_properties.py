@@ -14,7 +14,7 @@ from jaxmath import activations as A
 from jaxmath import distances as D
 from jaxmath import losses as L
 
-SETTINGS = settings(max_examples=50, deadline=None)
+SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)  # reproducible in CI
 
 
 def _floats(low, high):

@@ -313,3 +313,125 @@ def test_warm_start_batch_fit_continues_the_same_schedule():
     three, _ = S.fit_batch(X, params=state, max_steps=3, **kw)
     again, _ = S.fit_batch(X, params=three, max_steps=3, **kw)
     chex.assert_trees_all_close(again, six, rtol=1e-12)
+
+
+# ---- non-finite steps and degenerate maps ------------------------------------------------------------------
+
+
+def _np_online_guarded(W, X, etas, sigmas, pos):
+    """Online SOM in NumPy (gaussian Θ, sequential order), stopping before the first step that takes some
+    ‖w_i‖² past the range of the dtype it is accumulated in (at least float32) or some weight past its own
+    dtype's range: returns (weights, index of that step or -1)."""
+    W = W.reshape(-1, W.shape[-1]).copy()
+    big = float(np.finfo(W.dtype).max)
+    limit = min(big * big, float(np.finfo(np.float64 if W.dtype == np.float64 else np.float32).max))
+    for s in range(len(etas)):
+        x = X[s % len(X)]
+        best = int(np.argmin(((W.astype(np.float64) - x) ** 2).sum(1)))
+        off = ((pos - pos[best]) ** 2).sum(1)
+        theta = np.exp(-off / (2 * sigmas[s] ** 2)).astype(W.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cand = W + (etas[s] * theta)[:, None] * (x - W)
+            norms = (cand.astype(np.float64) ** 2).sum(1)
+        if not np.all(norms <= limit) or not np.all(np.isfinite(cand)):
+            return W, s
+        W = cand
+    return W, -1
+
+
+def test_online_fit_with_learning_rate_100_stops_before_the_first_overflow_and_says_which_step():
+    # float32: each step multiplies the winner's distance to its example by about η − 1 ≈ 99, so ‖w‖² leaves
+    # float32 after a few dozen steps (the issue's reproducer gave NaN weights without a word).
+    X = _heroes(np.float32)
+    W0 = S.init(KEY, jnp.asarray(X), rows=3, cols=3, method="pca")
+    T, lr = 60, 100.0
+    s = np.arange(T, dtype=np.float32)
+    etas, sigmas = (lr / (1 + s / (T / 2))).astype(np.float32), (1.0 / (1 + s / (T / 2))).astype(np.float32)
+    want, want_step = _np_online_guarded(np.asarray(W0), X, etas, sigmas, G.grid_coordinates(3, 3))
+    assert 0 < want_step < T
+    with pytest.warns(RuntimeWarning, match=rf"som\.fit: step {want_step} made the weights non-finite"):
+        w, info = S.fit(jnp.asarray(X), params=W0, max_steps=T, learning_rate=lr, sigma=1.0)
+    assert w.shape == (3, 3, 6) and w.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(w)))
+    assert bool(info.nonfinite) and not bool(info.converged)
+    assert int(info.first_nonfinite_step) == int(info.num_steps) == want_step
+    np.testing.assert_allclose(np.asarray(w).reshape(9, 6), want, rtol=1e-4)
+    loss = np.asarray(info.loss_history)
+    assert np.all(np.isfinite(loss[:want_step])) and np.all(np.isnan(loss[want_step:]))
+    assert np.all(np.asarray(info.winners)[want_step:] == -1)
+    # the plain reference (σ = 2 here) stops at the same step as the tuned epoch, with the same weights
+    (wt, _, _, bad), (wr, _, _, bad_ref) = _fit_both(W0, jnp.asarray(X), max_steps=T, learning_rate=lr)
+    assert 0 < int(bad) == int(bad_ref) < T
+    np.testing.assert_allclose(np.asarray(wt), np.asarray(wr), rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.bfloat16])
+def test_online_fit_rejects_a_first_step_out_of_range_and_returns_the_start(dtype):
+    X = jnp.asarray(_heroes(), dtype)
+    W0 = S.init(KEY, X, rows=2, cols=2, method="pca")
+    lr = 1e200 if dtype == jnp.float64 else 1e30  # either way η·(x − w) squared leaves the dtype at step 0
+    with pytest.warns(RuntimeWarning, match="step 0 made the weights non-finite"):
+        w, info = S.fit(X, params=W0, max_steps=5, learning_rate=lr)
+    assert w.dtype == dtype
+    np.testing.assert_array_equal(np.asarray(w, np.float64), np.asarray(W0, np.float64))
+    assert int(info.num_steps) == 0 and int(info.first_nonfinite_step) == 0 and bool(info.nonfinite)
+
+
+def test_batch_fit_stops_before_an_overflowing_step():
+    # η = 1e15, constant: step 0 moves w to about 1e15·(target − w) (‖w‖² about 1e30, in float32's range),
+    # step 1 to about 1e30, whose square is not.
+    X = jnp.asarray(_heroes(np.float32))
+    W0 = S.init(KEY, X, rows=2, cols=2, method="pca")
+    kw = dict(learning_rate=1e15, learning_rate_decay="constant", sigma_decay="constant")
+    with pytest.warns(RuntimeWarning, match=r"som\.fit_batch: step 1 made the weights non-finite"):
+        w, info = S.fit_batch(X, params=W0, max_steps=4, **kw)
+    one, one_info = S.fit_batch(X, params=W0, max_steps=1, **kw)
+    assert not bool(one_info.nonfinite) and int(one_info.first_nonfinite_step) == -1
+    np.testing.assert_array_equal(np.asarray(w), np.asarray(one))
+    assert int(info.num_steps) == 1 and bool(info.nonfinite) and not bool(info.converged)
+    assert np.isfinite(float(info.loss_history[0])) and np.all(np.isnan(np.asarray(info.loss_history[1:])))
+    # one step by hand: w ← (1 − η)·w + η·(Θ-weighted mean of x), Θ gaussian with σ = 1 on the grid
+    Xn, Wn = np.asarray(X, np.float64), np.asarray(W0, np.float64).reshape(4, 6)
+    best = ((Xn[:, None] - Wn[None]) ** 2).sum(-1).argmin(1)
+    pos = G.grid_coordinates(2, 2)
+    theta = np.exp(-((pos[best][:, None] - pos[None]) ** 2).sum(-1) / 2)
+    hand = (1 - 1e15) * Wn + 1e15 * (theta.T @ Xn) / theta.sum(0)[:, None]
+    np.testing.assert_allclose(np.asarray(one, np.float64).reshape(4, 6), hand, rtol=1e-4)
+
+
+@pytest.mark.parametrize("neighbourhood", ["gaussian", "mexican_hat"])
+@pytest.mark.parametrize("sigma", [1e-19, 1e-20, 1e-30])
+def test_vanishing_sigma_is_the_winner_only_limit_not_nan(neighbourhood, sigma):
+    # 2σ² underflows to 0 in float32 below about 1e-19: Θ is then 1 at the winner and 0 elsewhere (σ → 0).
+    fn = NB.get(neighbourhood)
+    offsets = jnp.asarray(G.grid_coordinates(3, 3) - G.grid_coordinates(3, 3)[4], jnp.float32)
+    theta = np.asarray(fn(offsets, sigma=sigma))
+    np.testing.assert_array_equal(theta, (np.arange(9) == 4).astype(np.float32))
+    X = _heroes(np.float32)
+    W0 = S.init(KEY, jnp.asarray(X), rows=3, cols=3, method="pca")
+    w, info = S.fit(jnp.asarray(X), params=W0, max_steps=20, sigma=sigma, neighbourhood=neighbourhood)
+    T = 20
+    s = np.arange(T, dtype=np.float32)
+    etas = (0.5 / (1 + s / (T / 2))).astype(np.float32)
+    W = np.asarray(W0).reshape(9, 6).copy()
+    for step in range(T):  # only the winner moves
+        x = X[step % len(X)]
+        best = int(np.argmin(((W - x) ** 2).sum(1)))
+        W[best] += etas[step] * (x - W[best])
+    assert not bool(info.nonfinite)
+    np.testing.assert_allclose(np.asarray(w).reshape(9, 6), W, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("shape", [(3, 4, 2), (1, 1, 3)])
+def test_u_matrix_of_a_zero_spread_map_is_zero_not_nan(dtype, shape):
+    # Every neuron at the same point (or a 1 × 1 map): no neighbour is any distance away, so there are no
+    # boundaries; MiniSom's normalisation by the largest value would be 0/0.
+    W = jnp.full(shape, 0.7, dtype)
+    u = S.u_matrix(W)
+    assert u.shape == shape[:2] and u.dtype == dtype
+    np.testing.assert_array_equal(np.asarray(u), np.zeros(shape[:2]))
+    # one neuron moved away: the map has spread again and the largest entry is 1
+    W = W.at[0, 0].set(1.7)
+    if shape != (1, 1, 3):
+        u = np.asarray(S.u_matrix(W))
+        assert u.max() == 1.0 and u[0, 0] == 1.0 and np.all(np.isfinite(u))

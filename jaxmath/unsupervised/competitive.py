@@ -42,7 +42,8 @@ class CompetitiveInfo(NamedTuple):
     loss_history: (max_steps,) mean distance ‖x_n − w_best(n)‖ of the examples to their winners in each pass
       (online: before each example's update; batch: with the weights the pass starts from).
     winners: online (max_steps · n,) int32 winner of each update; batch (max_steps, n) assignment of each pass.
-    nonfinite: () bool, an update would have made the weights non-finite: the fit stopped before it and returned
+    nonfinite: () bool, an update would have made the weights, or their squared norms ‖w_i‖² (what the winner
+      search computes), non-finite in their dtype: the fit stopped before it and returned
       the last finite weights (``num_steps`` counts the passes completed before it, ``converged`` is False,
       ``loss_history`` NaN from that pass on, ``winners`` -1 from that update on).
     first_nonfinite_step: () int32, the pass (0-based) holding that update, -1 when every update was finite.
@@ -157,6 +158,12 @@ def _converged(winners):
     return jnp.all(winners[-1] == winners[-2])
 
 
+def _in_range(w):
+    """The candidate weights and their squared norms ‖w_i‖² are finite in w's dtype: the winner search
+    squares distances in that dtype, so beyond it the next winner would be chosen among infinities."""
+    return _g.all_finite(jnp.sum(w * w, axis=-1))
+
+
 def _info(winners, loss, first_pass, bad_update, max_steps, *, flat):
     """CompetitiveInfo of a guarded loop from the (max_steps, n) winners; ``bad_update`` indexes them
     flattened, -1 when none failed. ``flat``: return the winners as (max_steps · n,)."""
@@ -176,7 +183,7 @@ def _fit(params, x, eta, sigma, positions, neighbourhood, max_steps):
     def one(carry, xi):
         w, u, first_bad = carry
         new, best, dist = _update(w, xi, eta, sigma, neighbourhood, positions)
-        w, first_bad = _g.keep_if(_g.all_finite(new), first_bad, u, new, w)
+        w, first_bad = _g.keep_if(_in_range(new), first_bad, u, new, w)
         return (w, u + 1, first_bad), (best, dist)
 
     def one_pass(carry, _):
@@ -210,7 +217,7 @@ def _fit_batch(params, x, eta, sigma, positions, neighbourhood, max_steps, preci
         has = den > 0
         target = num / jnp.where(has, den, 1)[:, None]
         new = jnp.where(has[:, None], w - eta * (w - target), w)
-        return _g.keep_if(_g.all_finite(new), first_bad, t, new, w), (best, loss)
+        return _g.keep_if(_in_range(new), first_bad, t, new, w), (best, loss)
 
     start = (params, jnp.asarray(_g.NO_STEP, jnp.int32))
     (w, first_bad), (winners, loss) = lax.scan(one_pass, start, jnp.arange(max_steps, dtype=jnp.int32))

@@ -57,7 +57,8 @@ class SOMInfo(NamedTuple):
       before the update (its mean over an epoch estimates the quantization error). Batch: the quantization
       error of the weights each step starts from.
     winners: online (max_steps,) int32 flat winner r·cols + c of each step; batch (max_steps, n).
-    nonfinite: () bool, a step would have made the weights non-finite: the fit stopped before it and returned
+    nonfinite: () bool, a step would have taken some ‖w_i‖² out of range (NaN, Inf, or past the largest
+      value of the weights' dtype squared, in at least float32): the fit stopped before it and returned
       the last finite weights (``num_steps`` steps made, ``converged`` False, ``loss_history`` NaN and
       ``winners`` -1 from that step on).
     first_nonfinite_step: () int32, the 0-based index of that step, -1 when every step was finite.
@@ -110,6 +111,13 @@ def init(key, x, *, rows: int, cols: int, method: str = "random", precision=None
 
 @partial(jax.jit, static_argnames=("precision",))
 def _pca_init(x, a, b, precision):
+    # The eigendecomposition runs in at least float32 (LAPACK has no bfloat16 or float16 kernel).
+    dtype = x.dtype
+    x, a, b = (v.astype(jnp.promote_types(dtype, jnp.float32)) for v in (x, a, b))
+    return _pca_weights(x, a, b, precision).astype(dtype)
+
+
+def _pca_weights(x, a, b, precision):
     mean = jnp.mean(x, axis=0)
     xc = x - mean
     cov = jnp.matmul(xc.T, xc, precision=precision) / max(x.shape[0] - 1, 1)
@@ -331,6 +339,8 @@ def _fit_batch(params, x, learning_rate, sigma, max_steps, neighbourhood, topolo
     pos = _positions(rows, cols, topology, neighbourhood, dtype)
     fn = _nb.get(neighbourhood)
     etas, sigmas = _schedules(learning_rate, sigma, max_steps, lr_decay, sigma_decay, dtype)
+    acc = jnp.promote_types(dtype, jnp.float32)
+    limit = _norm_limit(dtype, acc)
 
     def body(carry, inputs):
         w, first_bad = carry
@@ -344,7 +354,9 @@ def _fit_batch(params, x, learning_rate, sigma, max_steps, neighbourhood, topolo
         has = den > 0
         target = num / jnp.where(has, den, 1)[:, None]
         new = jnp.where(has[:, None], (1 - eta) * w + eta * target, w)
-        return _g.keep_if(_g.all_finite(new), first_bad, t, new, w), (best, qe)
+        new_sq = jnp.sum(jnp.square(new.astype(acc)), axis=-1)
+        ok = _g.all_finite(new_sq) & jnp.all(new_sq <= limit)
+        return _g.keep_if(ok, first_bad, t, new, w), (best, qe)
 
     steps = jnp.arange(max_steps, dtype=jnp.int32)
     start = (params.reshape(rows * cols, d), jnp.asarray(_g.NO_STEP, jnp.int32))
