@@ -22,7 +22,7 @@ import warnings
 from typing import Any
 
 from jaxmath.cli import CLIError, Interrupted, output_directory_problem
-from jaxmath.cli import _guards, _report
+from jaxmath.cli import _guards, _interrupts, _report
 
 LOSSES = ("sum_of_squares", "mse", "softmax_cross_entropy")  # the names in jaxmath.losses
 CNN_MODELS = {"lenet5": "modern", "lenet5-1998": "1998"}  # --model -> lenet5.make(variant=...)
@@ -56,7 +56,8 @@ def register(subparsers: Any, help_text: str) -> None:
         description="Train an MLP on MNIST with jaxmath.training.fit and print a results table. "
                     "Train, validation and eval splits must not overlap (--allow-overlap to allow it).")
     _add_data(mlp)
-    mlp.add_argument("--hidden", default="16,16", metavar="WIDTHS", help="hidden layer widths, comma-separated (default 16,16)")
+    mlp.add_argument("--hidden", default="16,16", metavar="WIDTHS",
+                     help="hidden layer widths, comma-separated (default 16,16)")
     mlp.add_argument("--activation", default="sigmoid", help=f"hidden activation: {activations} (default sigmoid)")
     mlp.add_argument("--loss", default="sum_of_squares",
                      help="a name of jaxmath.losses: sum_of_squares (the notes'), mse (its mean; both on sigmoid "
@@ -95,8 +96,10 @@ def register(subparsers: Any, help_text: str) -> None:
 
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train", default="train", metavar="SPLIT", help="training split, e.g. 'train', 'train[:8000]' (default train)")
-    parser.add_argument("--eval", default="test", metavar="SPLIT", help="evaluation split, reported once at the end (default test)")
+    parser.add_argument("--train", default="train", metavar="SPLIT",
+                        help="training split, e.g. 'train', 'train[:8000]' (default train)")
+    parser.add_argument("--eval", default="test", metavar="SPLIT",
+                        help="evaluation split, reported once at the end (default test)")
     parser.add_argument("--val", default=None, metavar="SPLIT",
                         help="validation split, e.g. 'train[-5000:]': checked after every epoch, used by --patience; "
                              "the params of the epoch with the lowest validation loss are kept (default: none)")
@@ -168,9 +171,9 @@ def _check_common(model: str, args: argparse.Namespace) -> None:
         raise _fail(model, problem)
     if args.resume and args.checkpoint is None:
         raise _fail(model, "--resume needs --checkpoint DIR (the directory the interrupted run wrote)")
-    if args.checkpoint is not None and not _fit_checkpoints():
+    if args.checkpoint is not None and not _interrupts.fit_checkpoints():
         raise _fail(model, "--checkpoint needs jaxmath.training.fit(checkpoint_dir=...), which this version lacks")
-    if args.resume and not _has_checkpoint(args.checkpoint):
+    if args.resume and not _interrupts.has_checkpoint(args.checkpoint):
         raise _fail(model, f"--resume: no checkpoint in {args.checkpoint!r} to resume from")
     # Every output, before any data is loaded: a typo, a read-only folder or a full disk never costs a run.
     problem = _report.output_problems(args)
@@ -179,23 +182,6 @@ def _check_common(model: str, args: argparse.Namespace) -> None:
             problem = output_directory_problem(flag, getattr(args, flag[2:]))
     if problem:
         raise _fail(model, problem)
-
-
-def _fit_checkpoints() -> bool:
-    import inspect
-
-    from jaxmath import training
-
-    return {"checkpoint_dir", "resume"} <= set(inspect.signature(training.fit).parameters)
-
-
-def _has_checkpoint(directory: str) -> bool:
-    from jaxmath import checkpoint
-
-    try:
-        return checkpoint.latest_step(directory) is not None
-    except (OSError, ValueError):
-        return False
 
 
 def _check_splits(model: str, args: argparse.Namespace) -> dict[str, str]:
@@ -256,7 +242,7 @@ def _train(model_name, args, model, loss, num_classes, train, val):
     init_key, shuffle_key = jax.random.split(jax.random.key(args.seed))
     settings = {"model": model_name, "loss": loss, "optimizer": args.optimizer, "learning_rate": lr,
                 "epochs": args.epochs, "batch_size": args.batch_size, "patience": args.patience, "seed": args.seed}
-    checkpoint_dir = args.checkpoint if args.checkpoint is not None else _interrupt_directory(args)
+    checkpoint_dir = args.checkpoint if args.checkpoint is not None else _interrupts.interrupt_directory(args)
     try:
         with warnings.catch_warnings():
             # fit warns about a non-finite loss; the CLI reports it itself (table row, stderr, exit status 1).
@@ -272,58 +258,15 @@ def _train(model_name, args, model, loss, num_classes, train, val):
                 batch_size=args.batch_size, validation_data=val, patience=args.patience,
                 progress=not args.no_progress, **kwargs)
     except KeyboardInterrupt:
-        raise Interrupted(_interrupted_message(model_name, args, model, checkpoint_dir, settings)) from None
+        message = _interrupts.interrupted_message(model_name, args, model, checkpoint_dir, settings)
+        raise Interrupted(message) from None
     except (ValueError, TypeError) as err:  # bad data or a checkpoint of another network, before any training
         raise _fail(model_name, err) from None
     finally:
         if checkpoint_dir is not None and args.checkpoint is None:
-            _remove_tree(checkpoint_dir)
+            _interrupts.remove_tree(checkpoint_dir)
     params = info.best_params if val is not None else state.params
     return params, {"loss_fn": loss_fn, "info": info, "settings": settings}
-
-
-def _interrupt_directory(args: argparse.Namespace):
-    """A private checkpoint directory beside ``--save`` (same filesystem), used only if training is interrupted."""
-    if args.save is None or not _fit_checkpoints():
-        return None
-    import tempfile
-    from pathlib import Path
-
-    parent = Path(args.save).absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=parent, prefix=".jaxmath-interrupted-"))
-
-
-def _remove_tree(directory) -> None:
-    import shutil
-
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def _interrupted_message(model_name, args, model, checkpoint_dir, settings) -> str:
-    """The one line printed on Ctrl-C or SIGTERM during training: which epoch was saved, where."""
-    prefix = f"jaxmath train {model_name}: interrupted"
-    if checkpoint_dir is None and args.save is not None:
-        return prefix + "; nothing saved (this version's training.fit cannot checkpoint)"
-    if checkpoint_dir is None:
-        return prefix + "; nothing saved (pass --checkpoint DIR or --save DIR to keep completed epochs)"
-    from jaxmath import checkpoint, models
-
-    try:
-        epoch = checkpoint.latest_step(checkpoint_dir)  # fit numbers its checkpoints by the epoch
-        if epoch is None:
-            return prefix + " before the first epoch completed; nothing saved"
-        if args.checkpoint is not None:
-            return (prefix + f"; epoch {epoch} saved in {checkpoint.step_directory(checkpoint_dir, epoch)} "
-                    f"(continue with --checkpoint {args.checkpoint} --resume)")
-        tree, _ = checkpoint.restore(checkpoint_dir, step=epoch)
-        # What --save keeps at the end of a run: the best epoch's params when validating, else the last.
-        params = tree["fit"]["best_params"] if getattr(args, "val", None) is not None else tree["state"].params
-        metadata = {"settings": settings, "results": {"epochs_run": epoch, "stop_reason": "interrupted"}}
-        directory = models.save(args.save, model, params, metadata=metadata)
-        return prefix + f"; the params of epoch {epoch} saved in {directory} (load with jaxmath.models.load)"
-    except (OSError, ValueError, KeyError) as err:
-        return prefix + f"; saving the last epoch failed: {' '.join(str(err).split())}"
 
 
 def _table_report(report: dict) -> dict:
@@ -373,22 +316,8 @@ def _run_mnist(args: argparse.Namespace, model_name: str, make_model, *, loss: s
         report = _report.build(model, params, run, train=data["--train"], val=data.get("--val"),
                                eval=data["--eval"])
     except KeyboardInterrupt:
-        raise Interrupted(_save_after_interrupt(model_name, args, model, params, run)) from None
+        raise Interrupted(_interrupts.save_after_interrupt(model_name, args, model, params, run)) from None
     return _finish(model_name, args, model, params, report)
-
-
-def _save_after_interrupt(model_name, args, model, params, run) -> str:
-    """Training finished but the evaluation was interrupted: the trained params are still saved."""
-    prefix = f"jaxmath train {model_name}: interrupted after training"
-    if args.save is None:
-        return prefix + "; nothing saved (pass --save DIR to keep the params)"
-    from jaxmath import models
-
-    try:
-        directory = models.save(args.save, model, params, metadata={"settings": run["settings"]})
-    except OSError as err:
-        return prefix + f"; saving the params failed: {err}"
-    return prefix + f"; the params saved in {directory} (load with jaxmath.models.load)"
 
 
 def run_mlp(args: argparse.Namespace) -> int:
