@@ -17,7 +17,8 @@ from jaxmath import optim, training
 from jaxmath.datasets import load_mnist
 from jaxmath.models import mlp
 
-# The child trains a 784-16-10 relu MLP with Adam on 600 MNIST images for 5 epochs, validating on 200.
+# The child trains a 784-16-10 relu MLP with Adam on 600 MNIST test images (test slices load fast) for
+# 5 epochs, validating on 200.
 # mode "full": no checkpoints at all (donating epochs); "killed": checkpoints, and after saving epoch KILL_AFTER
 # it writes a marker and waits to be SIGKILLed; "resume": resume=True from the same directory.
 CHILD = textwrap.dedent("""
@@ -38,8 +39,8 @@ CHILD = textwrap.dedent("""
                 time.sleep(600)  # the parent SIGKILLs us here, mid-run
             return result
         ckpt.save = save
-    x, labels = load_mnist("train[:600]")
-    val = load_mnist("train[-200:]")
+    x, labels = load_mnist("test[:600]")
+    val = load_mnist("test[-200:]")
     model = mlp.make((784, 16, 10), activation="relu", output="identity")
     loss_fn = training.make_classifier_loss(model, num_classes=10)
     step = training.make_train_step(loss_fn, optim.adam(learning_rate=3e-3))
@@ -101,7 +102,7 @@ def test_sigkilled_fit_resumes_bit_for_bit(tmp_path):
 
 
 def _setup():
-    x, labels = load_mnist("train[:200]")
+    x, labels = load_mnist("test[:200]")
     model = mlp.make((784, 8, 10), activation="relu", output="identity")
     loss_fn = training.make_classifier_loss(model, num_classes=10)
     return x, labels, model, loss_fn
@@ -164,7 +165,7 @@ def test_fit_ensemble_resumes_bit_for_bit(tmp_path):
     step = training.make_train_step(loss_fn, optim.sgd, learning_rate=0.05)
     states = training.init_ensemble(jax.random.split(jax.random.key(0), 2), init_fn=model.init, train_step=step)
     kw = dict(train_step=step, batch_size=40, learning_rates=jnp.asarray([0.05, 0.1]), progress=False,
-              validation_data=load_mnist("train[-100:]"))
+              validation_data=load_mnist("test[-100:]"))
     want, want_info = training.fit_ensemble(states, x, labels, num_epochs=3, **kw)
     training.fit_ensemble(states, x, labels, num_epochs=2, checkpoint_dir=tmp_path, **kw)  # "stopped" after 2
     assert ckpt.latest_step(tmp_path) == 2
