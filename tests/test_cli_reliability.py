@@ -127,6 +127,17 @@ def test_interrupt_before_any_epoch_completed_says_nothing_was_saved(tmp_path):
     assert lines == ["jaxmath train mlp: interrupted before the first epoch completed; nothing saved"]
 
 
+@needs_shared
+def test_resuming_another_networks_checkpoint_is_a_one_line_error(tmp_path):
+    ck = tmp_path / "ck"
+    first = run("train", "mlp", *TINY, "--epochs", "1", "--checkpoint", str(ck))
+    assert first.returncode == 0, first.stderr
+    other = run("train", "mlp", *TINY, "--epochs", "2", "--hidden", "12", "--checkpoint", str(ck), "--resume")
+    assert other.returncode == 2 and other.stdout == "" and "Traceback" not in other.stderr
+    assert other.stderr.count("\n") == 1 and "does not match" in other.stderr, other.stderr
+    assert checkpoint.latest_step(ck) == 1  # the refused run wrote nothing
+
+
 def test_resume_without_a_checkpoint_is_refused(tmp_path, capsys):
     assert main(["train", "mlp", "--resume"]) == 2
     assert "--resume needs --checkpoint DIR" in capsys.readouterr().err
