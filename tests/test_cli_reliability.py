@@ -120,6 +120,19 @@ def test_interrupt_with_save_alone_saves_the_last_completed_epochs_params(tmp_pa
 
 
 @needs_shared
+def test_interrupt_with_checkpoint_and_save_keeps_both(tmp_path):
+    ck, saved = tmp_path / "ck", tmp_path / "m"
+    child = start("train", "mlp", *TINY, "--epochs", "4", "--checkpoint", str(ck), "--save", str(saved), wait_at=2)
+    rc, _, lines = signal_at(child, "epoch 2", signal.SIGTERM)
+    assert rc == 130
+    assert lines == [f"jaxmath train mlp: interrupted; epoch 1 saved in {ck / 'step_00000001'}, its params in {saved} "
+                     f"(continue with --checkpoint {ck} --resume)"]
+    tree, _ = checkpoint.restore(ck, step=1)
+    _, params, _ = models.load(saved)
+    chex.assert_trees_all_equal(params, tree["state"].params)
+
+
+@needs_shared
 def test_interrupt_before_any_epoch_completed_says_nothing_was_saved(tmp_path):
     child = start("train", "mlp", *TINY, "--epochs", "3", "--checkpoint", str(tmp_path / "ck"), wait_at=1)
     rc, _, lines = signal_at(child, "epoch 1", signal.SIGTERM)

@@ -60,15 +60,18 @@ def interrupted_message(model_name, args, model, checkpoint_dir, settings) -> st
         epoch = checkpoint.latest_step(checkpoint_dir)  # fit numbers its checkpoints by the epoch
         if epoch is None:
             return prefix + " before the first epoch completed; nothing saved"
-        if args.checkpoint is not None:
-            return (prefix + f"; epoch {epoch} saved in {checkpoint.step_directory(checkpoint_dir, epoch)} "
-                    f"(continue with --checkpoint {args.checkpoint} --resume)")
-        tree, _ = checkpoint.restore(checkpoint_dir, step=epoch)
-        # What --save keeps at the end of a run: the best epoch's params when validating, else the last.
-        params = tree["fit"]["best_params"] if getattr(args, "val", None) is not None else tree["state"].params
-        metadata = {"settings": settings, "results": {"epochs_run": epoch, "stop_reason": "interrupted"}}
-        directory = models.save(args.save, model, params, metadata=metadata)
-        return prefix + f"; the params of epoch {epoch} saved in {directory} (load with jaxmath.models.load)"
+        saved = None
+        if args.save is not None:
+            tree, _ = checkpoint.restore(checkpoint_dir, step=epoch)
+            # What --save keeps at the end of a run: the best epoch's params when validating, else the last.
+            params = tree["fit"]["best_params"] if getattr(args, "val", None) is not None else tree["state"].params
+            metadata = {"settings": settings, "results": {"epochs_run": epoch, "stop_reason": "interrupted"}}
+            saved = models.save(args.save, model, params, metadata=metadata)
+        if args.checkpoint is None:
+            return prefix + f"; the params of epoch {epoch} saved in {saved} (load with jaxmath.models.load)"
+        also = f", its params in {saved}" if saved is not None else ""
+        return (prefix + f"; epoch {epoch} saved in {checkpoint.step_directory(checkpoint_dir, epoch)}{also} "
+                f"(continue with --checkpoint {args.checkpoint} --resume)")
     except (OSError, ValueError, KeyError) as err:
         return prefix + f"; saving the last epoch failed: {' '.join(str(err).split())}"
 
