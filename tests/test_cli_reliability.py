@@ -182,6 +182,24 @@ def test_a_read_only_folder_is_refused_before_training(tmp_path, monkeypatch, ca
     assert err == f"jaxmath train mlp: error: {flag}: cannot write in '{tmp_path}': Permission denied\n"
 
 
+def test_a_read_only_existing_json_file_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    target = tmp_path / "r.json"
+    target.write_text("{}")
+    real_open = builtins.open
+
+    def open_read_only(path, mode="r", *args, **kwargs):
+        if str(path) == str(target) and mode != "r":
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_read_only)
+    assert main(["train", "mlp", "--json", str(target)]) == 2
+    assert capsys.readouterr().err == f"jaxmath train mlp: error: --json: cannot write '{target}': Permission denied\n"
+    assert target.read_text() == "{}"
+
+
 def test_save_into_a_path_under_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["train", "mlp", "--checkpoint", str(tmp_path / "file" / "ck")]) == 2

@@ -63,6 +63,12 @@ def writable_problem(flag: str, directory, *, target=None) -> str | None:
         except OSError as err:
             return f"{flag}: cannot write {str(target)!r}: {_why(err)}"
         return None
+    if target is not None and Path(target).is_file():
+        try:  # opening to append, writing nothing, leaves the file as it was
+            with open(target, "ab"):
+                pass
+        except OSError as err:
+            return f"{flag}: cannot write {str(target)!r}: {_why(err)}"
     try:
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".jaxmath-probe-") as probe:
             probe.write(b"\0" * 4096)
