@@ -261,11 +261,13 @@ def train_epoch(
     local = _local_batch_size(batch_size, p)
     global_rows = len(x) * p if global_rows is None else global_rows
     step_fn = _compiled_step(train_step, mesh)
-    sums = np.zeros(3)
+    # Sums stay on the devices until the epoch ends: reading them each step would wait for every step.
+    parts = []
     for batch in local_batches(x, labels, batch_size=local, steps=num_batches(global_rows, batch_size),
                                permutation=_permutation(key, len(x))):
         state, metrics = step_fn(state, global_batch(batch, mesh))
-        sums += [_host(metrics["loss_sum"]), _host(metrics["correct"]), _host(metrics["count"])]
+        parts.append((metrics["loss_sum"], metrics["correct"], metrics["count"]))
+    sums = [sum(_host(p[i]) for p in parts) for i in range(3)]
     count = max(sums[2], 1.0)
     return state, {"loss": sums[0] / count, "accuracy": sums[1] / count, "count": int(sums[2])}
 
@@ -291,9 +293,10 @@ def evaluate(
     p = jax.process_count()
     global_rows = len(x) * p if global_rows is None else global_rows
     metrics_fn = _compiled_metrics(loss_fn, mesh)
-    sums = np.zeros(3)
+    parts = []
     for batch in local_batches(x, labels, batch_size=batch_size // p, steps=num_batches(global_rows, batch_size)):
         m = metrics_fn(params, global_batch(batch, mesh))
-        sums += [_host(m["loss_sum"]), _host(m["correct"]), _host(m["count"])]
+        parts.append((m["loss_sum"], m["correct"], m["count"]))
+    sums = [sum(_host(q[i]) for q in parts) for i in range(3)]
     count = max(sums[2], 1.0)
     return {"loss": sums[0] / count, "accuracy": sums[1] / count, "count": int(sums[2])}
