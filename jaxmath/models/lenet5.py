@@ -128,8 +128,11 @@ def make(*, variant: str = "modern", dtype: Any = "float32", compute_dtype: Any 
 def init(key: jax.Array, *, variant: str = "modern", dtype: Any = jnp.float32) -> dict:
     """Initial params of LeNet-5.
 
-    "1998": the paper's rule, weights ~ U(-2.4/F, 2.4/F) with F the unit's fan-in (25 for C1, 4 for the S2/S4
-    coefficients, 25 × connected maps for C3, 400 for C5, 120 for F6), biases 0; C3's unconnected weights are 0.
+    "1998": weights ~ U(-√(3/F), √(3/F)) (variance 1/F, the rule of LeCun et al.'s "Efficient BackProp" (1998)
+    for this squashing function) with F the unit's fan-in (25 for C1, 25 × connected maps for C3, 400 for C5,
+    120 for F6); S2/S4 coefficients ~ U(-0.6, 0.6) (the paper's 2.4/F with F = 4); biases 0; C3's unconnected
+    weights 0. The paper's own U(-2.4/F, 2.4/F) keeps every sum tiny (standard deviation 1.39/√F), so the
+    squashing functions start in their linear range and Adam trained the network much more slowly from there.
     "modern": He normal weights N(0, 2/F), biases 0.
 
     Args:
@@ -166,7 +169,7 @@ def _init(key, *, variant, dtype):
             if name == "c3":
                 fan_in = 25 * C3_MASK.sum(axis=0)
             # Python floats become weakly-typed constants of `dtype`: no float64 on devices without it.
-            bound = jnp.asarray(2.4 / fan_in.astype(np.float32), dtype)
+            bound = jnp.asarray(np.sqrt(3.0 / fan_in.astype(np.float32)), dtype)
             w = jax.random.uniform(keys[name], shape, dtype, minval=-1.0, maxval=1.0) * bound
             if name == "c3":
                 w = w * jnp.asarray(C3_MASK, dtype)
