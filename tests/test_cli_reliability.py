@@ -119,6 +119,29 @@ def test_interrupt_with_save_alone_saves_the_last_completed_epochs_params(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # the private checkpoint folder is gone
 
 
+SWALLOWED = """
+import sys, time
+from jaxmath.cli import _redeliver_interrupts
+sys.unraisablehook = _redeliver_interrupts(sys.unraisablehook)
+class Finalized:
+    def __del__(self):
+        raise KeyboardInterrupt  # as when Ctrl-C lands while the garbage collector runs a finalizer
+try:
+    Finalized()
+    start = time.monotonic()
+    while time.monotonic() - start < 60:
+        pass
+    print("lost")
+except KeyboardInterrupt:
+    print("delivered")
+"""
+
+
+def test_an_interrupt_swallowed_by_a_finalizer_is_delivered_again():
+    result = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, timeout=120)
+    assert result.stdout == "delivered\n" and result.stderr == "", result.stderr
+
+
 @needs_shared
 def test_interrupt_with_checkpoint_and_save_keeps_both(tmp_path):
     ck, saved = tmp_path / "ck", tmp_path / "m"

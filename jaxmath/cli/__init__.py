@@ -135,6 +135,28 @@ def _sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _redeliver_interrupts(previous):
+    """An ``sys.unraisablehook`` that re-sends an interrupt swallowed where exceptions cannot propagate.
+
+    Python raises KeyboardInterrupt at whatever bytecode runs next; when that is a finalizer (``__del__``, a
+    weakref callback, which the garbage collector may run in the middle of anything) Python only prints
+    "Exception ignored" and carries on, and the run would finish as if Ctrl-C had never been pressed. Sending
+    the signal again lands it in ordinary code a moment later.
+    """
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # From another thread, so that the handler runs after this hook, in the main thread's own code.
+            import threading
+
+            resend = threading.Timer(0.01, os.kill, args=(os.getpid(), signal.SIGINT))
+            resend.daemon = True
+            resend.start()
+            return
+        previous(unraisable)
+
+    return hook
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse prints usage plus the error; users asked for the error alone."""
 
@@ -161,10 +183,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status. Ctrl-C or SIGTERM ends the process itself with status 130."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    previous = None
+    previous, previous_hook = None, sys.unraisablehook
     try:
         # SIGTERM takes the Ctrl-C path: the same checkpoint, line and status.
         previous = signal.signal(signal.SIGTERM, _sigterm)
+        sys.unraisablehook = _redeliver_interrupts(previous_hook)
     except ValueError:  # not the main thread: leave signals alone
         pass
     try:
@@ -181,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _leave(INTERRUPTED, str(err) if isinstance(err, Interrupted) else "jaxmath: interrupted")
         raise  # not reached
     finally:
+        sys.unraisablehook = previous_hook
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
