@@ -25,6 +25,8 @@ same ``make_train_step`` therefore runs on 1 to N devices:
   host, ``make_mesh()`` spans them all, and each host passes *its own* slice of the
   global batch to ``shard_batch`` (rows ``process_index * B/P`` to ``(process_index+1) * B/P``),
   which assembles the global array with ``jax.make_array_from_process_local_data``.
+  ``jaxmath.devices.distributed`` packages this: ``initialize``, ``global_mesh``, ``load_process_shard``,
+  and ``train_epoch`` / ``evaluate`` that pad and mask a ragged last batch instead of dropping it.
 * **Testing without accelerators**: ``XLA_FLAGS=--xla_force_host_platform_device_count=8``
   (set before JAX starts) makes the CPU appear as 8 devices.
 """
