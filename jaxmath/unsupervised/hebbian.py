@@ -147,8 +147,8 @@ def _guarded_scan(update, weights, x, max_steps):
     def body(carry, xi):
         w, u, first_bad = carry
         new, norms = update(w, xi, u)
-        (w, kept), first_bad = _g.keep_if(_g.all_finite(new, norms), first_bad, u, (new, norms), (w, norms))
-        return (w, u + 1, first_bad), kept
+        w, first_bad = _g.keep_if(_g.all_finite(new, norms), first_bad, u, new, w)
+        return (w, u + 1, first_bad), norms  # the norms of rejected updates become NaN below
 
     start = (weights, jnp.zeros((), jnp.int32), jnp.asarray(_g.NO_STEP, jnp.int32))
     (weights, _, bad_update), norms = lax.scan(body, start, jnp.tile(x, (max_steps, 1)))

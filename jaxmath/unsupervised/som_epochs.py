@@ -154,8 +154,8 @@ def _fit_online(params, x, learning_rate, sigma, key, max_steps, neighbourhood, 
         a_acc = a.astype(acc)
         b = 1 - a_acc
         new_sq = b * b * w_sq + 2 * a_acc * b * wx + a_acc * a_acc * xx
-        ok = _g.all_finite(a, new_sq) & jnp.all(new_sq <= limit)
-        ok = ok | (t >= max_steps)  # padded steps (η = 0) never count
+        # One comparison covers NaN and Inf too: a non-finite a (σ or η out of range) makes new_sq NaN or Inf.
+        ok = jnp.all(new_sq <= limit) | (t >= max_steps)  # padded steps (η = 0) never count
         ok = ok & (first_bad < 0)
         first_bad = jnp.where((first_bad < 0) & ~ok, t, first_bad)
         # A rejected step is an update by 0: w stays exactly as it is.
@@ -201,8 +201,7 @@ def _fit_online_reference(params, x, learning_rate, sigma, key, max_steps, neigh
         a = eta * fn(pos - pos[best], sigma=sig).astype(dtype)
         new = w + a[:, None] * diff
         new_sq = jnp.sum(jnp.square(new.astype(acc)), axis=-1)
-        ok = _g.all_finite(a, new_sq) & jnp.all(new_sq <= limit)
-        w, first_bad = _g.keep_if(ok, first_bad, t, new, w)
+        w, first_bad = _g.keep_if(jnp.all(new_sq <= limit), first_bad, t, new, w)
         return (w, first_bad), (best, jnp.sqrt(sq[best]))
 
     steps = jnp.arange(max_steps, dtype=jnp.int32)
@@ -236,8 +235,7 @@ def _fit_batch(params, x, learning_rate, sigma, max_steps, neighbourhood, topolo
         target = num / jnp.where(has, den, 1)[:, None]
         new = jnp.where(has[:, None], (1 - eta) * w + eta * target, w)
         new_sq = jnp.sum(jnp.square(new.astype(acc)), axis=-1)
-        ok = _g.all_finite(new_sq) & jnp.all(new_sq <= limit)
-        return _g.keep_if(ok, first_bad, t, new, w), (best, qe)
+        return _g.keep_if(jnp.all(new_sq <= limit), first_bad, t, new, w), (best, qe)
 
     steps = jnp.arange(max_steps, dtype=jnp.int32)
     start = (params.reshape(rows * cols, d), jnp.asarray(_g.NO_STEP, jnp.int32))
