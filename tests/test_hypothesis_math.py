@@ -178,7 +178,7 @@ def test_losses_and_gradients_return_documented_shapes_and_stay_finite(name, gra
         _assert_finite_where(out, ~bad.reshape(shape[0], -1).any(axis=1), fn.__name__)
     # a mismatched target is refused, naming both arguments
     t_bad = jnp.zeros(shape + (2,), dtype)
-    _call(lambda: fn(p, t_bad, reduction=reduction), ["targets"])
+    assert _call(lambda: fn(p, t_bad, reduction=reduction), ["targets"]) is None, "a mismatched target passed"
     with pytest.raises(ValueError, match="reduction"):
         fn(p, t, reduction="average")
 
@@ -232,7 +232,7 @@ def test_distances_are_finite_non_negative_and_zero_on_the_diagonal(name, lead, 
         tol = 1e-2 if dtype in (jnp.float16, jnp.bfloat16) else 1e-5
         assert np.all(np.abs(same) <= tol * max(1.0, float(np.abs(_np(y)).max()) ** (2 if "squared" in name else 1)))
     # mismatched feature axes are refused, naming the arguments
-    _call(lambda: fn(x, jnp.zeros(lead + (d + 1,), dtype), **kw), ["x", "y"])
+    assert _call(lambda: fn(x, jnp.zeros(lead + (d + 1,), dtype), **kw), ["x", "y"]) is None, name
 
 
 @SETTINGS
