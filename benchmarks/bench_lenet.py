@@ -161,11 +161,11 @@ def torch_setup(params):
     net = LeNet5()
     with torch.no_grad():  # same starting weights as the JAX contenders
         for name in ("c1", "c3", "c5"):
-            getattr(net, name).weight.copy_(torch.from_numpy(np.asarray(params[name]["w"]).transpose(3, 2, 0, 1)))
+            getattr(net, name).weight.copy_(torch.from_numpy(np.array(params[name]["w"]).transpose(3, 2, 0, 1).copy()))
         for name in ("f6", "out"):
-            getattr(net, name).weight.copy_(torch.from_numpy(np.asarray(params[name]["w"]).T))
+            getattr(net, name).weight.copy_(torch.from_numpy(np.array(params[name]["w"]).T.copy()))
         for name in ("c1", "c3", "c5", "f6", "out"):
-            getattr(net, name).bias.copy_(torch.from_numpy(np.asarray(params[name]["b"])))
+            getattr(net, name).bias.copy_(torch.from_numpy(np.array(params[name]["b"])))
     return net, torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
 
 
@@ -179,7 +179,7 @@ def torch_epoch(net, optimizer, x_t, labels_t):
         loss = torch.nn.functional.cross_entropy(net(x_t[idx]), labels_t[idx])
         loss.backward()
         optimizer.step()
-    return float(loss)
+    return loss.item()
 
 
 # ----------------------------------------------------------------------------- the race

@@ -132,7 +132,8 @@ def init(key: jax.Array, *, variant: str = "modern", dtype: Any = jnp.float32) -
     for this squashing function) with F the unit's fan-in (25 for C1, 25 × connected maps for C3, 400 for C5,
     120 for F6); S2/S4 coefficients ~ U(-0.6, 0.6) (the paper's 2.4/F with F = 4); biases 0; C3's unconnected
     weights 0. The paper's own U(-2.4/F, 2.4/F) keeps every sum tiny (standard deviation 1.39/√F), so the
-    squashing functions start in their linear range and Adam trained the network much more slowly from there.
+    squashing functions start in their linear range, where the
+    network is close to a linear model; trained with Adam from there it stalled well short of the other start.
     "modern": He normal weights N(0, 2/F), biases 0.
 
     Args:
@@ -168,7 +169,7 @@ def _init(key, *, variant, dtype):
             fan_in = np.full(shape[-1], math.prod(shape[:-1]), np.int32)
             if name == "c3":
                 fan_in = 25 * C3_MASK.sum(axis=0)
-            # Python floats become weakly-typed constants of `dtype`: no float64 on devices without it.
+            # Bounds computed in float32 NumPy and cast to `dtype`: no float64 constant on devices without it.
             bound = jnp.asarray(np.sqrt(3.0 / fan_in.astype(np.float32)), dtype)
             w = jax.random.uniform(keys[name], shape, dtype, minval=-1.0, maxval=1.0) * bound
             if name == "c3":
