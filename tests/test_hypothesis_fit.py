@@ -128,7 +128,7 @@ def test_supervised_fits_refuse_bad_data_by_name_and_fit_good_data_finitely(name
     assert pred.shape[0] == n and _all_finite(pred), name
 
 
-@settings(SETTINGS, max_examples=15)
+@settings(SETTINGS, max_examples=10)  # each example builds a new network: the costliest compile here
 @given(sizes=st.sampled_from(((2, 3), (4, 5, 3))), dtype=dtypes, seed=seeds,
        activation=st.sampled_from(("sigmoid", "relu", "tanh")), n=st.sampled_from((0, 5)),
        wrong_width=st.booleans())
@@ -242,9 +242,10 @@ BF16_REASON = ("jaxmath/_validation.py check_finite tests np.issubdtype(dtype, n
                "bfloat16 (ml_dtypes), so host value checks let bfloat16 NaN/Inf through (fix: jnp.issubdtype)")
 
 
+# One representative per family: the fault is in the one shared check (every fit calls it).
 @pytest.mark.xfail(strict=True, reason=BF16_REASON)
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("name", sorted(SUPERVISED))
+@pytest.mark.parametrize("name", ["perceptron"])
 def test_supervised_fits_see_nan_in_bfloat16(name):
     x = jnp.asarray([[0.0, 1.0], [1.0, math.nan], [2.0, 0.5], [3.0, 1.0]], jnp.bfloat16)
     with pytest.raises(ValueError, match=r"\bx\b"):
@@ -253,7 +254,7 @@ def test_supervised_fits_see_nan_in_bfloat16(name):
 
 @pytest.mark.xfail(strict=True, reason=BF16_REASON)
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("name", sorted(UNSUPERVISED))
+@pytest.mark.parametrize("name", ["competitive.fit"])
 def test_unsupervised_fits_see_nan_in_bfloat16(name):
     x = jnp.asarray(np.arange(24.0).reshape(8, 3), jnp.bfloat16).at[3, 1].set(jnp.nan)
     with pytest.raises(ValueError, match=r"\bx\b"):
