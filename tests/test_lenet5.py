@@ -147,7 +147,8 @@ def test_rbf_codes_are_fixed_pm1_bitmaps():
 def test_from_config_round_trip():
     model = lenet5.make(variant="1998", dtype="float64", compute_dtype=None)
     config = json.loads(json.dumps(model.config))
-    assert config == {"name": "lenet5", "variant": "1998", "dtype": "float64", "compute_dtype": None}
+    assert config == {"name": "lenet5", "variant": "1998", "dtype": "float64", "compute_dtype": None,
+                      "conv_method": "im2col"}
     again = from_config(config)
     params = model.init(jax.random.key(0))
     assert params["c1"]["w"].dtype == jnp.float64
@@ -182,6 +183,9 @@ def test_forward_and_gradients_match_torch_float64(variant):
         for k, v in layer.items():
             np.testing.assert_allclose(np.asarray(grads[name][k]), v.grad.numpy(), rtol=1e-9, atol=1e-12,
                                        err_msg=f"{name}.{k}")
+    # XLA's convolution gives the same logits as the default im2col matmuls.
+    np.testing.assert_allclose(np.asarray(lenet5.apply(params, x, variant=variant, conv_method="xla")),
+                               np.asarray(got), rtol=1e-10, atol=1e-10)
     if variant == "1998":  # unconnected C3 weights get no gradient, so they stay 0 under any optimizer
         unconnected = np.broadcast_to(lenet5.C3_MASK == 0, (5, 5, 6, 16))
         assert np.all(np.asarray(grads["c3"]["w"])[unconnected] == 0.0)

@@ -96,13 +96,17 @@ _A, _S = 1.7159, 2.0 / 3.0
 _INK, _BACKGROUND = 1.175, -0.1
 
 
-def make(*, variant: str = "modern", dtype: Any = "float32", compute_dtype: Any = None) -> Model:
+def make(
+    *, variant: str = "modern", dtype: Any = "float32", compute_dtype: Any = None, conv_method: str = "im2col"
+) -> Model:
     """LeNet-5 with its config: ``Model(init, apply, config)``; config ``{"name": "lenet5", "variant", ...}``.
 
     Args:
       variant: "modern" (ReLU, max pooling, affine logits) or "1998" (the published network).
       dtype: float dtype name of the params ("float32", "float64", "bfloat16").
       compute_dtype: dtype name the convolution and matmul inputs are cast to (e.g. "bfloat16"), or None.
+      conv_method: the ``jaxmath.conv.conv2d`` method: "im2col" (default: one matmul per layer, also inside the
+        training epoch's ``lax.scan``, where XLA's CPU convolution runs several times slower), "xla" or "direct".
 
     Returns:
       ``Model`` whose ``apply(params, x)`` maps ``(n, 784)``, ``(n, 28, 28)`` or ``(n, 28, 28, 1)`` pixels in
@@ -114,13 +118,15 @@ def make(*, variant: str = "modern", dtype: Any = "float32", compute_dtype: Any 
     for name, value in (("dtype", dtype_name), ("compute_dtype", compute_name)):
         if value is not None and not jnp.issubdtype(value, jnp.floating):
             raise TypeError(f"{name} must be a floating dtype, got {name}={value!r}")
-    config = {"name": "lenet5", "variant": variant, "dtype": dtype_name, "compute_dtype": compute_name}
+    V.check_choice(conv_method, _conv.METHODS, name="conv_method")
+    config = {"name": "lenet5", "variant": variant, "dtype": dtype_name, "compute_dtype": compute_name,
+              "conv_method": conv_method}
 
     def model_init(key):
         return init(key, variant=variant, dtype=dtype_name)
 
     def model_apply(params, x):
-        return apply(params, x, variant=variant, compute_dtype=compute_name)
+        return apply(params, x, variant=variant, compute_dtype=compute_name, conv_method=conv_method)
 
     return Model(init=model_init, apply=model_apply, config=config)
 
@@ -224,15 +230,17 @@ def _squash(a):
     return jnp.asarray(_A, a.dtype) * jnp.tanh(jnp.asarray(_S, a.dtype) * a)
 
 
-@partial(jax.jit, static_argnames=("variant", "compute_dtype"))
-def apply(params: dict, x: jax.Array, *, variant: str = "modern", compute_dtype: Any = None) -> jax.Array:
+@partial(jax.jit, static_argnames=("variant", "compute_dtype", "conv_method"))
+def apply(
+    params: dict, x: jax.Array, *, variant: str = "modern", compute_dtype: Any = None, conv_method: str = "im2col"
+) -> jax.Array:
     """Forward pass of LeNet-5: logits of the 10 digit classes.
 
     modern:  h = relu(conv(x, W) + b) then 2x2 max pooling, for C1 and C3; relu for C5 and F6; logits h W + b.
     1998:    h = f(conv(x, W) + b) for C1, C3 (W ⊙ mask), C5; s = f(c Σ_2x2 h + b) for S2, S4; h = f(h W + b)
              for F6; logits_i = -Σ_j (h_j - code_ij)²   (f(a) = 1.7159 tanh(2a/3)).
 
-    Convolutions are ``jaxmath.conv.conv2d`` (VALID, stride 1), pooling ``jaxmath.conv.max_pool`` /
+    Convolutions are ``jaxmath.conv.conv2d`` (VALID, stride 1, ``conv_method``), pooling ``jaxmath.conv.max_pool`` /
     ``avg_pool`` (window 2, stride 2). Jitted; ``variant`` and ``compute_dtype`` are static and checked, with
     the shapes, while tracing.
 
@@ -243,11 +251,13 @@ def apply(params: dict, x: jax.Array, *, variant: str = "modern", compute_dtype:
       variant: "modern" or "1998".
       compute_dtype: e.g. ``jnp.bfloat16``: convolution and matmul inputs are cast to it, the results back to
         the params' dtype; None: no cast.
+      conv_method: "im2col", "xla" or "direct" (``jaxmath.conv.conv2d``'s methods; equal to rounding).
 
     Returns:
       ``(n, 10)`` logits in the params' dtype (for "1998": minus the RBF squared distances).
     """
     V.check_choice(variant, VARIANTS, name="variant")
+    V.check_choice(conv_method, _conv.METHODS, name="conv_method")
     _check_params(params, variant)
     dtype = params["c1"]["w"].dtype
     h = _as_images(x).astype(dtype)
@@ -255,7 +265,7 @@ def apply(params: dict, x: jax.Array, *, variant: str = "modern", compute_dtype:
     cast = (lambda a: a) if compute_dtype is None else (lambda a: a.astype(compute_dtype))
 
     def conv(a, w, b):
-        return _conv.conv2d(cast(a), cast(w), padding="VALID", method="xla").astype(dtype) + b
+        return _conv.conv2d(cast(a), cast(w), padding="VALID", method=conv_method).astype(dtype) + b
 
     def dense(a, w, b):
         return jnp.matmul(cast(a), cast(w)).astype(dtype) + b
