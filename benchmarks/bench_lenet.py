@@ -201,10 +201,6 @@ def epoch_bench(args):
     state, metrics = training.run_epoch(state, x_dev, labels_dev, train_step=step, batch_size=BATCH)
     jax.block_until_ready(metrics)
     first = time.perf_counter() - start
-    lowered = training.epoch._run_epoch_donating.lower(step, BATCH, state, x_dev, labels_dev)
-    start = time.perf_counter()
-    lowered.compile()
-    compile_only = time.perf_counter() - start
 
     x_host = (images.astype(np.float32) / 255.0).reshape(-1, 784)
     labels_host = labels.astype(np.int32)
@@ -238,17 +234,21 @@ def epoch_bench(args):
     result = {
         "jax": jax.__version__, "torch": torch.__version__, "machine": platform.machine(),
         "device": str(jax.devices()[0]), "samples": int(images.shape[0]), "batch": BATCH, "repeats": args.repeats,
-        "run_epoch_first_call_s": first, "run_epoch_compile_s": compile_only, "jax_loop_first_epoch_s": jax_loop_first,
+        "run_epoch_first_call_s": first, "jax_loop_first_epoch_s": jax_loop_first,
         "epoch_s": {k: stats(v) for k, v in times.items()},
     }
     med = {k: result["epoch_s"][k]["median"] for k in times}
+    # The in-process compilation cache makes a second lower().compile() free, so compile time is read off the
+    # first call: first call minus a warm epoch.
+    result["run_epoch_compile_s"] = first - med["run_epoch"]
     result["speedup_vs_torch"] = med["torch"] / med["run_epoch"]
     result["speedup_vs_jax_loop"] = med["jax_loop"] / med["run_epoch"]
     print(f"epoch over {images.shape[0]} images, batch {BATCH}, median of {args.repeats}:")
     for k in times:
         s = result["epoch_s"][k]
         print(f"  {k:10s} {s['median']:7.2f} s  (min {s['min']:.2f}, max {s['max']:.2f})")
-    print(f"  run_epoch first call {first:.2f} s, compile alone {compile_only:.2f} s")
+    compile_s = result['run_epoch_compile_s']
+    print(f"  run_epoch first call {first:.2f} s, compile (first call - warm epoch) {compile_s:.2f} s")
     print(f"  speed-up vs torch eager {result['speedup_vs_torch']:.2f}x (target 1.2x), "
           f"vs plain-JAX loop {result['speedup_vs_jax_loop']:.2f}x (target 1.3x)")
     if args.json:
