@@ -188,7 +188,9 @@ def test_vmap_over_sixteen_learning_rates_equals_single_runs(name):
 
     swept, rates = jax.jit(jax.vmap(run))(learning_rates)
     assert jax.tree_util.tree_leaves(swept)[0].shape == (16, 2, 2)
-    np.testing.assert_allclose(rates, learning_rates, rtol=1e-12)
+    # The state records each rate as float32; the updates use the float64 value itself (checked below).
+    assert rates.dtype == jnp.float32
+    np.testing.assert_allclose(rates, learning_rates, rtol=1e-7)
     single = jax.jit(run)
     for i in (0, 7, 15):
         alone, _ = single(learning_rates[i])
@@ -384,3 +386,15 @@ def test_checked_schedule_turns_negative_nan_and_infinite_rates_into_nan():
     assert np.all(np.isnan(np.asarray(u1)))
     with pytest.raises(TypeError, match="schedule must be callable"):
         optim.checked_schedule(0.1)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop", "adagrad", "adadelta"])
+def test_state_learning_rate_is_float32_whatever_x64_says(name):
+    # conftest turns x64 on: a float64 rate leaf would make checkpoints depend on that flag.
+    assert jax.config.jax_enable_x64
+    opt = getattr(optim, name)(learning_rate=optim.cosine_decay(init_value=0.1, decay_steps=10))
+    params = {"w": jnp.ones((3,), jnp.float32)}
+    state = opt.init(params)
+    _, state = opt.update({"w": jnp.ones((3,), jnp.float32)}, state, params)
+    assert state.learning_rate.dtype == jnp.float32
+    np.testing.assert_allclose(float(state.learning_rate), 0.1 * 0.5 * (1 + np.cos(np.pi / 10)), rtol=1e-6)

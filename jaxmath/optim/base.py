@@ -101,12 +101,13 @@ def learning_rate_at(learning_rate: ScalarOrSchedule, count: jax.Array) -> Any:
 
 
 def learning_rate_leaf(learning_rate: ScalarOrSchedule, count: jax.Array) -> jax.Array:
-    """The learning rate as kept in a state's ``learning_rate`` field: an array of JAX's default float dtype.
+    """The learning rate as kept in a state's ``learning_rate`` field: a float32 scalar.
 
-    A fixed dtype keeps the state's leaves identical from step to step (so ``lax.scan`` carries it);
-    the update itself uses the unrounded value, cast to each leaf's dtype.
+    A fixed dtype keeps the state's leaves identical from step to step (so ``lax.scan`` carries it) and
+    independent of ``jax_enable_x64``, so a checkpoint written with x64 off resumes with it on and the
+    other way round; the update itself uses the unrounded value, cast to each leaf's dtype.
     """
-    return jnp.asarray(learning_rate_at(learning_rate, count), dtype=jnp.result_type(float))
+    return jnp.asarray(learning_rate_at(learning_rate, count), dtype=jnp.float32)
 
 
 def compute_dtype(leaf: Any) -> Any:
