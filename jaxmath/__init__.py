@@ -16,6 +16,32 @@ bar is shown. Check with ``python -X importtime -c "import jaxmath"``.
 
 __version__ = "0.2.0"
 
+import os as _os
+import signal as _signal
+import sys as _sys
+
+
+def _leave_interrupted(signum, frame):
+    # Ctrl-C while jax is still loading would surface as a traceback, or crash jaxlib at exit: end at once.
+    try:
+        _sys.stdout.flush()
+        _sys.stderr.write("jaxmath: interrupted\n")
+        _sys.stderr.flush()
+    finally:
+        _os._exit(130)
+
+
+# Only the command line (the `jaxmath` script or `python -m jaxmath`) ends the process on an interrupt
+# during these imports; a program that imports jaxmath keeps its own handlers, and so does the command
+# line once the imports are done (jaxmath.cli installs its own).
+_previous_handlers = {}
+if _sys.argv and (_os.path.basename(_sys.argv[0]) == "jaxmath" or _sys.argv[0] == "-m"):
+    try:
+        for _signum in (_signal.SIGINT, _signal.SIGTERM):
+            _previous_handlers[_signum] = _signal.signal(_signum, _leave_interrupted)
+    except ValueError:  # not the main thread
+        _previous_handlers = {}
+
 from jaxmath import activations as activations
 from jaxmath import losses as losses
 from jaxmath import regularizers as regularizers
@@ -30,6 +56,10 @@ from jaxmath import datasets as datasets
 from jaxmath import bench as bench
 from jaxmath import devices as devices
 from jaxmath import checkpoint as checkpoint
+
+for _signum, _handler in _previous_handlers.items():
+    _signal.signal(_signum, _handler)
+del _previous_handlers
 
 __all__ = [
     "activations",

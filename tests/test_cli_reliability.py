@@ -278,3 +278,23 @@ def test_the_largest_seed_is_accepted(capsys):
     # It passes the checks and reaches the data loading (here: a split error raised after the seed check).
     assert main(["train", "mlp", "--seed", str(2**32 - 1), "--train", "test[:x]"]) == 2
     assert "--seed" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", ["jax._src.lax.lax", "jax.numpy", "jaxmath.activations", "jaxmath.training"])
+def test_ctrl_c_while_jax_and_jaxmath_are_still_importing_ends_with_one_line_and_status_130(module):
+    # -X importtime names each module on stderr as its import finishes: a controlled point inside the imports,
+    # before any of jaxmath.cli runs.
+    child = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "jaxmath", "info"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "80"})
+    lines = []
+    for line in child.stderr:
+        lines.append(line)
+        if line.split("|")[-1].strip() == module:
+            child.send_signal(signal.SIGINT)
+            break
+    rest = child.stderr.read()
+    rc = child.wait(timeout=120)
+    assert lines and lines[-1].split("|")[-1].strip() == module, "the import marker never came"
+    assert rc == 130, rest
+    assert "Traceback" not in rest
+    assert [l for l in rest.splitlines() if not l.startswith("import time:")] == ["jaxmath: interrupted"]
