@@ -61,10 +61,15 @@ def train(args):
     schedule = optim.cosine_decay(
         init_value=args.learning_rate, decay_steps=args.epochs * steps_per_epoch, alpha=0.01
     )
-    step = training.make_train_step(loss_fn, optim.adam(learning_rate=schedule))
+    if args.weight_decay:
+        optimizer = optim.adamw(learning_rate=schedule, weight_decay=args.weight_decay)
+    else:
+        optimizer = optim.adam(learning_rate=schedule)
+    step = training.make_train_step(loss_fn, optimizer)
     state = step.init(model.init(jax.random.key(args.seed)), key=jax.random.key(args.seed + 1))
     print(f"# lenet5 variant={args.variant} params={lenet5.count_params(state.params)} train={x.shape[0]} "
-          f"epochs={args.epochs} adam lr={args.learning_rate} cosine batch={BATCH} seed={args.seed} "
+          f"epochs={args.epochs} adam lr={args.learning_rate} cosine weight_decay={args.weight_decay} batch={BATCH} "
+          f"seed={args.seed} "
           f"jax {jax.__version__} {platform.machine()} {jax.devices()[0].platform}", flush=True)
     records = []
     for epoch in range(1, args.epochs + 1):
@@ -265,6 +270,7 @@ def main(argv=None):
     p_train.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
     p_train.add_argument("--samples", type=int, default=60_000)
     p_train.add_argument("--seed", type=int, default=0)
+    p_train.add_argument("--weight-decay", type=float, default=0.0, help="> 0: AdamW with this decoupled decay")
     p_train.add_argument("--json", default=None)
     p_epoch = sub.add_parser("epoch", help="one epoch: run_epoch vs plain-JAX loop vs torch eager")
     p_epoch.add_argument("--repeats", type=int, default=3)
