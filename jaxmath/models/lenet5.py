@@ -20,8 +20,11 @@ Trainable parameters: C1 156 + S2 12 + C3 1,516 + S4 32 + C5 48,120 + F6 10,164 
 
 Loss. The paper's MAP criterion is E = y_D + log(e^{-j} + Σ_i e^{-y_i}) (D the correct class, j > 0 a constant:
 the "rubbish class"). Softmax cross-entropy of the logits -y is -log softmax(-y)_D = y_D + log Σ_i e^{-y_i}: the
-paper's E without its e^{-j} term, i.e. its limit j → ∞. We train with that (the engine's one classifier loss);
-the e^{-j} term only stops the RBF centres collapsing, which cannot happen here because the codes are fixed.
+paper's E without its e^{-j} term, i.e. its limit j → ∞ (equivalently, E is softmax cross-entropy with an 11th
+"rubbish" logit fixed at -j). We train with that, the engine's one classifier loss. The e^{-j} term stops the
+criterion pushing up the penalties of wrong classes that already exceed j; without it the wrong classes keep
+being pushed away, which does no harm with fixed codes. The one other departure from the paper is the
+initialisation (see ``init``).
 
 ``variant="modern"``: ReLU, 2x2 max pooling, an affine output layer (logits), softmax cross-entropy; C3 fully
 connected. count_params = C1 156 + C3 2,416 + C5 48,120 + F6 10,164 + output 850 = 61,706.
