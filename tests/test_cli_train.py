@@ -328,3 +328,23 @@ def test_cnn_refuses_unknown_networks_in_one_line(capsys):
     assert main(["train", "cnn", "--model", "alexnet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--model" in err and "lenet5-1998" in err
+
+
+@needs_shared
+def test_lr_schedule_cosine_decays_the_rate_to_the_closed_form_value(tmp_path):
+    result = jaxmath("train", "mlp", "--train", "train[:512]", "--eval", "test[:256]", "--hidden", "8",
+                     "--epochs", "2", "--batch-size", "64", "--optimizer", "adam", "--lr", "0.01",
+                     "--lr-schedule", "cosine", "--no-progress", "--json", str(tmp_path / "r.json"),
+                     "--checkpoint", str(tmp_path / "ck"))
+    assert result.returncode == 0, result.stderr
+    assert "adam lr 0.01 cosine" in result.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["settings"]["lr_schedule"] == "cosine"
+    from jaxmath import checkpoint
+
+    tree, _ = checkpoint.restore(tmp_path / "ck")
+    state = tree["state"]
+    assert int(state.step) == 2 * (512 // 64)
+    # After the last update the state records η(T) = η₀ ½ (1 + cos π) = 0 (a constant rate would stay 0.01).
+    np.testing.assert_allclose(float(state.opt_state.learning_rate), 0.01 * 0.5 * (1 + np.cos(np.pi)), atol=1e-9)
+    bad = jaxmath("train", "mlp", "--lr-schedule", "linear")
+    assert bad.returncode == 2 and "--lr-schedule" in bad.stderr

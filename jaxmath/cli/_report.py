@@ -89,7 +89,8 @@ def format_table(report: dict) -> str:
     c, s, r = report["config"], report["settings"], report["results"]
     lines = [
         f"jaxmath train {s['model']}: {'-'.join(map(str, c['sizes']))} {c['activation']}, {r['params']:,} params",
-        f"  loss {s['loss']}, {s['optimizer']} lr {s['learning_rate']:g}, batch {s['batch_size']}, "
+        f"  loss {s['loss']}, {s['optimizer']} lr {s['learning_rate']:g}"
+        f"{' cosine' if s.get('lr_schedule') == 'cosine' else ''}, batch {s['batch_size']}, "
         f"{r['epochs_run']} epoch(s)",
     ]
     rows = []

@@ -113,6 +113,9 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
 def _add_training(parser: argparse.ArgumentParser, *, optimizer: str, batch_size: int) -> None:
     parser.add_argument("--optimizer", default=optimizer, help=f"one of {', '.join(OPTIMIZERS)} (default {optimizer})")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default depends on optimizer and loss)")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                        help="constant: --lr throughout; cosine: from --lr down to 0 over all the steps "
+                             "(optim.cosine_decay) (default constant)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs (default 10)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help=f"mini-batch size (default {batch_size})")
     parser.add_argument("--patience", type=int, default=None, help="stop after this many epochs without a lower "
@@ -237,11 +240,15 @@ def _train(model_name, args, model, loss, num_classes, train, val):
     from jaxmath import optim, training
 
     lr = _learning_rate(args, loss)
-    loss_fn = training.make_classifier_loss(model.apply, num_classes=num_classes, loss=loss)
-    step = training.make_train_step(loss_fn, OPTIMIZERS[args.optimizer][0](optim, lr))
+    rate = lr
+    if args.lr_schedule == "cosine":
+        rate = optim.cosine_decay(init_value=lr, decay_steps=args.epochs * (len(train[0]) // args.batch_size))
+    loss_fn = training.make_classifier_loss(model, num_classes=num_classes, loss=loss)
+    step = training.make_train_step(loss_fn, OPTIMIZERS[args.optimizer][0](optim, rate))
     init_key, shuffle_key = jax.random.split(jax.random.key(args.seed))
     settings = {"model": model_name, "loss": loss, "optimizer": args.optimizer, "learning_rate": lr,
-                "epochs": args.epochs, "batch_size": args.batch_size, "patience": args.patience, "seed": args.seed}
+                "lr_schedule": args.lr_schedule, "epochs": args.epochs, "batch_size": args.batch_size,
+                "patience": args.patience, "seed": args.seed}
     checkpoint_dir = args.checkpoint if args.checkpoint is not None else _interrupts.interrupt_directory(args)
     try:
         with warnings.catch_warnings():
