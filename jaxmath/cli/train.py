@@ -87,6 +87,7 @@ def register(subparsers: Any, help_text: str) -> None:
     logo.add_argument("--activation", default="tanh", help=f"hidden activation: {activations} (default tanh)")
     logo.add_argument("--optimizer", default="adam", help=f"one of {', '.join(OPTIMIZERS)} (default adam)")
     logo.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    _add_lr_schedule(logo)
     logo.add_argument("--epochs", type=int, default=60, help="epochs (default 60)")
     logo.add_argument("--batch-size", type=int, default=128, help="mini-batch size (default 128)")
     logo.add_argument("--out", default="batman_logo.png", help="PNG of the learned logo (default batman_logo.png)")
@@ -110,12 +111,16 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
                         "$JAXMATH_DATA_DIR, else ~/.cache/jaxmath, downloaded there on first use)")
 
 
-def _add_training(parser: argparse.ArgumentParser, *, optimizer: str, batch_size: int) -> None:
-    parser.add_argument("--optimizer", default=optimizer, help=f"one of {', '.join(OPTIMIZERS)} (default {optimizer})")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default depends on optimizer and loss)")
+def _add_lr_schedule(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                         help="constant: --lr throughout; cosine: from --lr down to 0 over all the steps "
                              "(optim.cosine_decay) (default constant)")
+
+
+def _add_training(parser: argparse.ArgumentParser, *, optimizer: str, batch_size: int) -> None:
+    parser.add_argument("--optimizer", default=optimizer, help=f"one of {', '.join(OPTIMIZERS)} (default {optimizer})")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default depends on optimizer and loss)")
+    _add_lr_schedule(parser)
     parser.add_argument("--epochs", type=int, default=10, help="epochs (default 10)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help=f"mini-batch size (default {batch_size})")
     parser.add_argument("--patience", type=int, default=None, help="stop after this many epochs without a lower "

@@ -86,8 +86,10 @@ def _nonfinite_message(reason: int, epoch: int, bad: int, num_batches: int, stat
     if reason == REASON_LEARNING_RATE:
         from jaxmath.optim.base import learning_rates_in
 
-        rates = [float(np.asarray(r).ravel()[0]) for r in learning_rates_in(state.opt_state)]
-        return (f"learning rate {rates[0] if len(rates) == 1 else rates} (negative or not finite) {where}; "
+        # The state records rates in float32: print them to float32's precision (-0.1, not -0.10000000149).
+        rates = [f"{float(np.asarray(r).ravel()[0]):.7g}" for r in learning_rates_in(state.opt_state)]
+        shown = rates[0] if len(rates) == 1 else "[" + ", ".join(rates) + "]"
+        return (f"learning rate {shown} (negative or not finite) {where}; "
                 "stopped before applying it, returning the params before that step")
     if reason == REASON_LOSS:
         return (f"non-finite loss {where}; stopped, returning the last params whose loss was finite "
