@@ -78,7 +78,8 @@ def check_finite(x: Any, *, name: str) -> None:
     if not is_concrete(x):
         return
     dtype = np.result_type(x) if not hasattr(x, "dtype") else x.dtype
-    if not np.issubdtype(dtype, np.inexact):
+    # jnp, not np: NumPy does not count bfloat16 (an ml_dtypes type) as inexact.
+    if not jnp.issubdtype(dtype, jnp.inexact):
         return
     # A concrete array checked while an outer jit traces (a closed-over constant) must still be reduced
     # now, not turned into a tracer.
@@ -184,7 +185,7 @@ def check_labels(labels: Any, num_classes: int, *, name: str = "labels") -> None
     if not is_concrete(labels):
         return
     dtype = labels.dtype if hasattr(labels, "dtype") else np.result_type(labels)
-    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_)):
+    if not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.bool_)):
         raise TypeError(f"{name} must be integer class labels, got {name}.dtype={np.dtype(dtype).name}")
     if np.size(labels) == 0:
         return

@@ -95,10 +95,6 @@ REGRESSION = ("linear_regression", "ridge", "lasso")
 @SETTINGS
 @given(name=st.sampled_from(sorted(SUPERVISED)), dtype=dtypes, seed=seeds, fault=faults)
 def test_supervised_fits_refuse_bad_data_by_name_and_fit_good_data_finitely(name, dtype, seed, fault):
-    if dtype == jnp.bfloat16 and fault in ("nan_x", "inf_x", "nan_y"):
-        dtype = jnp.float16  # bfloat16 NaN passes the host checks today: pinned by the strict xfail below
-    if fault == "empty":
-        return  # accepted today: pinned by test_supervised_fits_refuse_an_empty_x below
     x, n = _data(seed, fault, dtype)
     rng = np.random.default_rng(seed + 1)
     y = jnp.asarray(rng.normal(size=n), dtype)
@@ -238,12 +234,7 @@ def test_unsupervised_apply_and_measures_shapes_and_finiteness(name, dtype, seed
 
 # ------------------------------------------------------------------ known bugs in files these tests do not own
 
-BF16_REASON = ("jaxmath/_validation.py check_finite tests np.issubdtype(dtype, np.inexact), which is False for "
-               "bfloat16 (ml_dtypes), so host value checks let bfloat16 NaN/Inf through (fix: jnp.issubdtype)")
-
-
 # One representative per family: the fault is in the one shared check (every fit calls it).
-@pytest.mark.xfail(strict=True, reason=BF16_REASON)
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("name", ["perceptron"])
 def test_supervised_fits_see_nan_in_bfloat16(name):
@@ -252,7 +243,6 @@ def test_supervised_fits_see_nan_in_bfloat16(name):
         SUPERVISED[name](x, jnp.ones(4, jnp.bfloat16), jnp.asarray([0, 1, 0, 1]))
 
 
-@pytest.mark.xfail(strict=True, reason=BF16_REASON)
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("name", ["competitive.fit"])
 def test_unsupervised_fits_see_nan_in_bfloat16(name):
@@ -261,10 +251,6 @@ def test_unsupervised_fits_see_nan_in_bfloat16(name):
         UNSUPERVISED[name](x, jnp.ones((4, 3), jnp.bfloat16))
 
 
-@pytest.mark.xfail(strict=True, reason="jaxmath/models (linear_regression, ridge, lasso, logistic_regression, "
-                   "perceptron, sigmoid_neuron).fit accept x of shape (0, d): the three regressions return NaN "
-                   "params with converged=True and no word, the classifiers return their initial params; a host "
-                   "entry point should raise a ValueError naming x (as the unsupervised fits do)")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("name", sorted(SUPERVISED))
 def test_supervised_fits_refuse_an_empty_x(name):

@@ -337,8 +337,6 @@ def test_mle_normal_and_fit_normal(shape, dtype, seed, special, unbiased):
             assert np.all(np.isfinite(_np(mu))) and np.all(np.isfinite(_np(sd))) and np.all(_np(sd) >= 0)
     # fit_normal is a host entry point: it checks values, so NaN / Inf in x is a ValueError naming x
     fitted = _call(lambda: S.fit_normal(x, max_steps=20), ["x"])
-    if special is not None and dtype == jnp.bfloat16:
-        return  # the host value checks skip bfloat16: the strict xfail below pins it
     if len(shape) == 0 or shape[0] == 0 or special is not None:
         assert fitted is None, f"fit_normal must refuse x.shape={shape} special={special}"
     elif fitted is not None:
@@ -431,10 +429,6 @@ def test_mean_losses_of_empty_inputs_raise_instead_of_nan(name, shape):
     assert out is None or np.isfinite(float(out))
 
 
-@pytest.mark.xfail(strict=True, reason="jaxmath/_validation.py check_finite tests np.issubdtype(dtype, np.inexact), "
-                   "which is False for bfloat16 (an ml_dtypes type), so every host value check lets bfloat16 NaN/Inf "
-                   "through: fit_normal(bfloat16 [1, nan]) returns NaN params instead of a ValueError naming x "
-                   "(fix: jnp.issubdtype(dtype, jnp.inexact))")
 def test_host_value_checks_see_nan_in_bfloat16():
     with pytest.raises(ValueError, match="x contains 1 non-finite"):
         S.fit_normal(jnp.asarray([1.0, math.nan], jnp.bfloat16), max_steps=5)

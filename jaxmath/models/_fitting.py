@@ -66,10 +66,13 @@ def check_features(params: dict, x: Any) -> None:
 
 
 def check_xy(x: Any, y: Any, *, y_ndim=(1, 2), y_name: str = "y", check_y_finite: bool = True) -> None:
-    """Host entry check: x (n, d), y (n,) or (n, k), same rows; then no NaN/Inf (one device reduction each)."""
+    """Host entry check: x (n, d) with n >= 1, y (n,) or (n, k), same rows; then no NaN/Inf (one reduction each)."""
     v.check_ndim(x, 2, name="x")
     v.check_ndim(y, y_ndim, name=y_name)
     v.check_same_length(x, y, names=("x", y_name))
+    if np.shape(x)[0] == 0:
+        # Nothing to fit: the means over no rows would be NaN params reported as converged.
+        raise ValueError(f"x must hold at least one example, got x.shape={np.shape(x)}")
     v.check_finite(x, name="x")
     if check_y_finite:
         v.check_finite(y, name=y_name)
