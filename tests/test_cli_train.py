@@ -321,6 +321,7 @@ def test_cnn_1998_trains_through_the_same_path(tmp_path, capsys):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["config"]["variant"] == "1998" and report["settings"]["network"] == "lenet5-1998"
     assert lines[0] == f"jaxmath train cnn: lenet5 (1998), {report['results']['params']:,} params"
+    assert report["results"]["params"] == 60_000  # LeCun et al. 1998: C3's partial table leaves 60,000 weights
     assert 0 <= report["results"]["eval_accuracy"] <= 1 and report["results"]["epochs_run"] == 1
 
 

@@ -54,7 +54,7 @@ def build(model, params, run: dict, *, train, val, eval) -> dict:
     import jax
 
     from jaxmath import training
-    from jaxmath.models import mlp
+    from jaxmath.models import lenet5, mlp
 
     info, loss_fn = run["info"], run["loss_fn"]
     results: dict[str, Any] = {}
@@ -77,7 +77,8 @@ def build(model, params, run: dict, *, train, val, eval) -> dict:
         "first_epoch_time_s": times[0] if times else math.nan,
         "samples_per_s": trained / epoch_time if epoch_time > 0 else math.nan,
         "device": _device_name(),
-        "params": mlp.count_params(params),
+        # The 1998 LeNet keeps C3's unconnected weights as zeros in a full kernel: count what the model trains.
+        "params": (lenet5 if model.config["name"] == "lenet5" else mlp).count_params(params),
         "stop_reason": str(info.stop_reason),
     })
     history = {k: [float(x) for x in v] for k, v in info.history.items()}
