@@ -105,7 +105,8 @@ def _encode_leaf(leaf: Any, path: str, arrays: dict | None) -> dict:
         # buffer donated later cannot change what was saved.
         host = np.array(jax.device_get(value))
         if host.dtype == object:
-            raise TypeError(f"checkpoint: leaf at {path} has dtype object, which cannot be saved without pickle")
+            raise TypeError(f"checkpoint: leaf at {path} has dtype object; an .npz holds those only as serialised "
+                            "Python objects, which run code when loaded, so they are never written")
         if host.dtype.kind == "V":
             # bfloat16, float8...: .npz would record an opaque void type; an unsigned view of the same width
             # round-trips bit for bit, and the manifest keeps the real dtype.

@@ -1,6 +1,6 @@
 """Save a ``Model`` with its params to a directory, and load both back.
 
-A saved model is two plain files, readable without jaxmath and without pickle:
+A saved model is two plain files, readable without jaxmath, that run no code when loaded (``allow_pickle=False``):
 
 - ``params.npz``: one array per leaf of the params pytree, in ``jax.tree_util`` leaf order, named
   ``"000 [0][0]"`` (the leaf's index, then its path in the tree as ``jax.tree_util.keystr`` writes it);
