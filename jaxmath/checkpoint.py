@@ -22,7 +22,6 @@ optimizer states) are rebuilt, looked up by qualified name inside the ``jaxmath`
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
@@ -37,6 +36,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxmath._files import fsync_directory, sha256_file
 
 FORMAT_VERSION = 1
 STEP_PATTERN = re.compile(r"^step_(\d{8,})$")
@@ -257,22 +258,6 @@ def _placer(sharding: Any) -> Callable:
 # ---------------------------------------------------------------- files
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _versions() -> dict:
     from jaxmath import __version__ as jaxmath_version
 
@@ -318,7 +303,7 @@ def _read_manifest(path: Path) -> tuple[dict | None, str | None]:
         return None, f"unreadable manifest.json ({err})"
     if not arrays_file.is_file():
         return None, "no arrays.npz"
-    if _sha256(arrays_file) != manifest.get("sha256"):
+    if sha256_file(arrays_file) != manifest.get("sha256"):
         return None, "arrays.npz does not match the sha256 in manifest.json (corrupt)"
     return manifest, None
 
@@ -369,7 +354,7 @@ def save(directory: str | os.PathLike, tree: Any, *, step: int, metadata: dict |
             "format": FORMAT_VERSION,
             "step": int(step),
             "versions": _versions(),
-            "sha256": _sha256(arrays_file),
+            "sha256": sha256_file(arrays_file),
             "tree": structure,
             "metadata": metadata_json,
         }
@@ -377,7 +362,7 @@ def save(directory: str | os.PathLike, tree: Any, *, step: int, metadata: dict |
             json.dump(manifest, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_path(tmp)
+        fsync_directory(tmp)
         if target.exists():
             # os.replace cannot replace a non-empty directory: move the old step aside first.
             old = directory / f"{_TMP_PREFIX}old_pid{os.getpid()}_{uuid.uuid4().hex[:8]}"
@@ -386,7 +371,7 @@ def save(directory: str | os.PathLike, tree: Any, *, step: int, metadata: dict |
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
-        _fsync_path(directory)
+        fsync_directory(directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

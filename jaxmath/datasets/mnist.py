@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 import os
 import struct
 import time
@@ -64,14 +63,6 @@ def data_root(data_dir: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser().absolute()
     return Path.home() / ".cache" / "jaxmath"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download(

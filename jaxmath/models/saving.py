@@ -22,7 +22,6 @@ shape the model expects and cast to the dtype it expects.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -32,6 +31,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxmath._files import fsync_directory, sha256_file
 from jaxmath.models.model import Model, from_config
 
 __all__ = ["save", "load", "PARAMS_FILE", "CONFIG_FILE", "write_atomic"]
@@ -75,7 +75,7 @@ def save(directory: str | os.PathLike, model: Model, params: Any, *, metadata: d
     directory.mkdir(parents=True, exist_ok=True)
     params_tmp = _temp_file(directory, PARAMS_FILE, lambda handle: np.savez(handle, **arrays))
     try:
-        digest = _sha256(params_tmp)
+        digest = sha256_file(params_tmp)
         text = json.dumps({"model": model.config, "metadata": metadata, "params_sha256": digest},
                           indent=2, allow_nan=False)
         config_tmp = _temp_file(directory, CONFIG_FILE, lambda handle: handle.write((text + "\n").encode()))
@@ -87,7 +87,7 @@ def save(directory: str | os.PathLike, model: Model, params: Any, *, metadata: d
     # complete temporary file, which ``load`` recognises by its params_sha256.
     os.replace(params_tmp, directory / PARAMS_FILE)
     os.replace(config_tmp, directory / CONFIG_FILE)
-    _fsync_directory(directory)
+    fsync_directory(directory)
     for stale in _temp_files(directory):  # left by saves that were killed
         stale.unlink(missing_ok=True)
     return directory
@@ -95,28 +95,6 @@ def save(directory: str | os.PathLike, model: Model, params: Any, *, metadata: d
 
 def _temp_files(directory: Path) -> list[Path]:
     return [p for name in (PARAMS_FILE, CONFIG_FILE) for p in directory.glob(f".{name}.*.tmp")]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_directory(directory: Path) -> None:
-    # The renames are durable only once the directory entry is on disk; some filesystems refuse this.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _temp_file(directory: Path, name: str, write) -> Path:
@@ -138,7 +116,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     os.replace(_temp_file(parent, path.name, lambda handle: handle.write(data)), path)
-    _fsync_directory(parent)
+    fsync_directory(parent)
     return path
 
 
@@ -162,8 +140,8 @@ def load(directory: str | os.PathLike) -> tuple[Model, Any, dict | None]:
             raise FileNotFoundError(f"{directory / name} not found: not a directory written by jaxmath.models.save")
     saved = json.loads((directory / CONFIG_FILE).read_text())
     digest = saved.get("params_sha256")  # absent in saves made before it was recorded
-    if digest is not None and _sha256(directory / PARAMS_FILE) != digest:
-        saved = _committed_config(directory, _sha256(directory / PARAMS_FILE))
+    if digest is not None and sha256_file(directory / PARAMS_FILE) != digest:
+        saved = _committed_config(directory, sha256_file(directory / PARAMS_FILE))
     if saved is None:
         raise ValueError(f"{directory / PARAMS_FILE} is not the params file {directory / CONFIG_FILE} was "
                          "written with (sha256 differs): the two files come from different saves")
