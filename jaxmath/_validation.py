@@ -197,6 +197,19 @@ def check_labels(labels: Any, num_classes: int, *, name: str = "labels") -> None
         )
 
 
+def float_dtype_name(dtype: Any, *, name: str = "dtype", optional: bool = False) -> str | None:
+    """The name of a floating dtype ("float32", "bfloat16"); None for None when ``optional``; else a TypeError."""
+    if dtype is None and optional:
+        return None
+    try:
+        resolved = None if dtype is None else jnp.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or not jnp.issubdtype(resolved, jnp.floating):
+        raise TypeError(f"{name} must be a floating dtype, got {name}={dtype!r}")
+    return resolved.name
+
+
 def check_key(key: Any, *, name: str = "key") -> None:
     """A PRNG key: a typed key (``jax.random.key``) or a raw uint32 ``(2,)`` key (``jax.random.PRNGKey``)."""
     if isinstance(key, jax.core.Tracer) or isinstance(key, jax.Array):

@@ -116,11 +116,8 @@ def make(
       [0, 1] to ``(n, 10)`` logits.
     """
     V.check_choice(variant, VARIANTS, name="variant")
-    dtype_name = jnp.dtype(dtype).name
-    compute_name = None if compute_dtype is None else jnp.dtype(compute_dtype).name
-    for name, value in (("dtype", dtype_name), ("compute_dtype", compute_name)):
-        if value is not None and not jnp.issubdtype(value, jnp.floating):
-            raise TypeError(f"{name} must be a floating dtype, got {name}={value!r}")
+    dtype_name = V.float_dtype_name(dtype, name="dtype")
+    compute_name = V.float_dtype_name(compute_dtype, name="compute_dtype", optional=True)
     V.check_choice(conv_method, _conv.METHODS, name="conv_method")
     config = {"name": "lenet5", "variant": variant, "dtype": dtype_name, "compute_dtype": compute_name,
               "conv_method": conv_method}
@@ -156,8 +153,7 @@ def init(key: jax.Array, *, variant: str = "modern", dtype: Any = jnp.float32) -
     """
     V.check_key(key)
     V.check_choice(variant, VARIANTS, name="variant")
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"dtype must be a floating dtype, got dtype={dtype!r}")
+    V.float_dtype_name(dtype, name="dtype")
     return _init(key, variant=variant, dtype=jnp.dtype(dtype))
 
 

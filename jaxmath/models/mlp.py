@@ -86,11 +86,8 @@ def make(
     if scheme is None:
         scheme = "he" if activation in ("relu", "leaky_relu") else "glorot"
     V.check_choice(scheme, SCHEMES, name="scheme")
-    dtype_name = jnp.dtype(dtype).name
-    compute_name = None if compute_dtype is None else jnp.dtype(compute_dtype).name
-    for name, value in (("dtype", dtype_name), ("compute_dtype", compute_name)):
-        if value is not None and not jnp.issubdtype(value, jnp.floating):
-            raise TypeError(f"{name} must be a floating dtype, got {name}={value!r}")
+    dtype_name = V.float_dtype_name(dtype, name="dtype")
+    compute_name = V.float_dtype_name(compute_dtype, name="compute_dtype", optional=True)
     if precision is not None:
         V.check_choice(precision, PRECISIONS, name="precision")
     config = {
@@ -128,8 +125,7 @@ def init(key: jax.Array, sizes: Sequence[int], *, scheme: str = "glorot", dtype:
     V.check_key(key)
     sizes = _check_sizes(sizes)
     V.check_choice(scheme, SCHEMES, name="scheme")
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"dtype must be a floating dtype, got dtype={dtype!r}")
+    V.float_dtype_name(dtype, name="dtype")
     return _init(key, sizes=sizes, scheme=scheme, dtype=jnp.dtype(dtype))
 
 
