@@ -41,21 +41,30 @@ __all__ = [
 ]
 
 
-def _float(z):
+def _float(z, *, name="z"):
     """``z`` as a JAX array of a float dtype (integers promote to the default float, floats are kept)."""
-    z = jnp.asarray(z)
+    try:
+        z = jnp.asarray(z)
+    except (TypeError, ValueError):
+        # None, strings and objects reach here untraced (a jitted function sees None as an empty pytree).
+        raise TypeError(f"{name} must be a numeric array, got {type(z).__name__}: {z!r:.60}") from None
     if not jnp.issubdtype(z.dtype, jnp.inexact):
         z = z.astype(jnp.promote_types(z.dtype, jnp.float32))
     return z
 
 
 def _check_axis(z, axis, *, name="z"):
+    if z is None:
+        _float(z, name=name)  # raises the TypeError naming the argument
     ndim = jnp.ndim(z)
     v.check_integer(axis, name="axis")
     if ndim == 0:
         raise ValueError(f"{name} must have at least one axis to normalise over, got {name}.shape=()")
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis={axis} is out of range for {name}.shape={tuple(jnp.shape(z))}")
+    if jnp.shape(z)[axis] == 0:
+        raise ValueError(f"{name} must have at least one entry along axis {axis} to normalise over, "
+                         f"got {name}.shape={tuple(jnp.shape(z))}")
 
 
 def _scalar(value, z, *, name):

@@ -44,7 +44,7 @@ EARTH_RADIUS_KM = 6371.0088
 
 def _pair(x, y, *, names=("x", "y"), broadcast=True):
     """Float arrays of a common dtype whose last axes agree and (if ``broadcast``) whose leading axes broadcast."""
-    x, y = _float(x), _float(y)
+    x, y = _float(x, name=names[0]), _float(y, name=names[1])
     if x.ndim == 0 or y.ndim == 0:
         raise ValueError(
             f"{names[0]} and {names[1]} must be vectors along their last axis, got "
@@ -137,7 +137,8 @@ def chebyshev(x, y):
       ``(...)`` array.
     """
     x, y = _pair(x, y)
-    return jnp.max(jnp.abs(x - y), axis=-1)
+    # initial=0 is exact (|x − y| >= 0) and gives the empty vector's distance, 0, like the other metrics.
+    return jnp.max(jnp.abs(x - y), axis=-1, initial=0.0)
 
 
 @jax.jit

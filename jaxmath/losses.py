@@ -63,7 +63,11 @@ def _prepare(predictions, targets, reduction, *, names=("predictions", "targets"
     """Trace-time checks, then float arrays (targets cast to the predictions' dtype)."""
     v.check_choice(reduction, _REDUCTIONS, name="reduction")
     v.check_same_shape(predictions, targets, names=names)
-    p = _float(predictions)
+    if reduction == "mean" and math.prod(jnp.shape(predictions)) == 0:
+        # A mean over no values is 0/0: refuse it while tracing instead of returning NaN.
+        raise ValueError(f"{names[0]} must hold at least one value for reduction='mean', "
+                         f"got {names[0]}.shape={tuple(jnp.shape(predictions))}")
+    p = _float(predictions, name=names[0])
     t = jnp.asarray(targets).astype(p.dtype)
     return p, t
 
@@ -344,6 +348,8 @@ def binary_cross_entropy_with_logits_gradient(logits, targets, *, reduction="mea
 def _check_class_axis(x, *, name):
     if jnp.ndim(x) == 0:
         raise ValueError(f"{name} must have a class axis (the last), got {name}.shape=()")
+    if jnp.shape(x)[-1] == 0:
+        raise ValueError(f"{name} must have at least one class on its last axis, got {name}.shape={jnp.shape(x)}")
 
 
 @_jit
@@ -390,7 +396,7 @@ def categorical_cross_entropy_gradient(probabilities, targets, *, reduction="mea
 def _prepare_softmax(logits, labels, reduction):
     """Logits and labels -> (float logits, float targets of the logits' shape), checked at trace time."""
     v.check_choice(reduction, _REDUCTIONS, name="reduction")
-    z = _float(logits)
+    z = _float(logits, name="logits")
     _check_class_axis(z, name="logits")
     labels = jnp.asarray(labels)
     num_classes = z.shape[-1]

@@ -40,7 +40,7 @@ def _broadcast(x, mu, sigma):
     """Trace-time checks, then ``x``, ``mu``, ``sigma`` as arrays of one float dtype."""
     v.check_real(mu, name="mu")
     v.check_real(sigma, name="sigma")
-    x = _float(x)
+    x = _float(x, name="x")
     mu = jnp.asarray(mu)
     sigma = jnp.asarray(sigma)
     dtype = jnp.result_type(x, mu, sigma)
@@ -126,7 +126,7 @@ def mle_normal(x, *, unbiased=False):
     Returns:
       ``(mu, sigma)``: scalars, or ``(d,)`` arrays, float dtype of ``x``.
     """
-    x = _float(x)
+    x = _float(x, name="x")
     need = 2 if unbiased else 1
     if x.ndim == 0 or x.shape[0] < need:
         raise ValueError(f"x must hold at least {need} sample(s) along axis 0, got x.shape={x.shape}")
@@ -212,7 +212,7 @@ def fit_normal(x, *, learning_rate=0.1, max_steps=500, tol=None, params=None):
       ``(params, info)``: ``params = (mu, sigma)`` (scalars, or ``(d,)`` arrays, dtype of ``x``) and
       :class:`NormalFitInfo` ``(converged, num_steps, loss_history, nonfinite)``.
     """
-    x = _float(x)
+    x = _float(x, name="x")
     if x.ndim == 0 or x.shape[0] < 1:
         raise ValueError(f"x must hold at least 1 sample along axis 0, got x.shape={x.shape}")
     v.check_finite(x, name="x")

@@ -9,8 +9,8 @@ stays where it was put (other elements, rows or examples stay finite).
 Shapes, dtypes (float16, bfloat16, float32, float64), magnitudes and the placement of NaN / ±Inf are drawn by
 hypothesis; the values themselves come from NumPy seeded by hypothesis (hypothesis cannot draw bfloat16).
 Magnitudes are bounded per dtype so that the true result is representable (a sum of squares of 1e3-sized
-float16 values is not). Inputs that hit a known bug in a file these tests do not own are kept out of the
-property tests and pinned by the strict xfail tests at the end, so the rest stays covered.
+float16 values is not). Empty axes, where a mean or a max has no value, are tested apart at the end: they
+must raise a ValueError naming the argument.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def test_softmax_family_normalises_finite_rows_and_names_z(shape, dtype, seed, s
 
 REGRESSION = ("mse", "mae", "rmse", "sum_of_squares")
 PROBABILITY = ("binary_cross_entropy", "binary_cross_entropy_with_logits", "categorical_cross_entropy")
-# Non-empty shapes here; empty batches are the xfail at the end (a mean over no examples is NaN today).
+# Non-empty shapes here; empty batches are tested at the end (a mean over no examples is refused by name).
 LOSS_SHAPES = ((), (1,), (4,), (3, 2), (2, 3, 2))
 
 
@@ -361,26 +361,12 @@ CALLS = {  # function -> (call with a bad first argument, the name the error mus
 }
 
 
-NONE_REASON = ("None as the data argument of a jitted math function raises JAX's 'None is not a valid value for "
-               "jnp.array' ValueError, which names no argument (jaxmath/activations.py elementwise functions, "
-               "jaxmath/distances.py pair distances, losses.softmax_cross_entropy)")
-FIT_NORMAL_REASON = ("jaxmath/stats.py fit_normal (a host entry point) passes x to jnp.asarray unchecked: a str gives "
-                     "JAX's 'dtype <U3 is not a valid JAX array type' TypeError and None 'None is not a valid value "
-                     "for jnp.array', neither naming x")
-
-
 def _not_array_cases():
     for name in sorted(CALLS):
         for bad, label in zip(NOT_ARRAYS, ("str", "None", "object")):
             if name.startswith("R.") and bad is None and "(" not in name:
                 continue  # params is a pytree: None is the empty tree, whose norm is 0
-            marks = []
-            if name == "S.fit_normal":
-                marks = [pytest.mark.xfail(strict=True, reason=FIT_NORMAL_REASON)]
-            elif bad is None and (name.split(".")[1] in ELEMENTWISE or name.split(".")[1] in PAIR
-                                  or name == "L.softmax_cross_entropy"):
-                marks = [pytest.mark.xfail(strict=True, reason=NONE_REASON)]
-            yield pytest.param(name, bad, id=f"{name}-{label}", marks=marks)
+            yield pytest.param(name, bad, id=f"{name}-{label}")
 
 
 @pytest.mark.parametrize("name,bad", list(_not_array_cases()))
@@ -391,12 +377,9 @@ def test_arguments_that_are_not_arrays_are_type_or_value_errors_naming_them(name
     assert re.search(rf"\b{arg}\b", str(err.value)), f"{name}: {err.value!r} does not name {arg}"
 
 
-# ------------------------------------------------------------------ known bugs in files these tests do not own
+# ------------------------------------------------------------------ empty axes: refused by name (bugs these tests found)
 
 
-@pytest.mark.xfail(strict=True, reason="jaxmath/activations.py: softmax / log_softmax / softmax_jacobian of a "
-                   "size-0 class axis raise jnp.max's raw 'zero-size array to reduction operation max' ValueError, "
-                   "which does not name z")
 @pytest.mark.parametrize("name", ["softmax", "log_softmax", "softmax_jacobian"])
 def test_softmax_of_an_empty_class_axis_names_z_or_returns_empty(name):
     z = jnp.zeros((2, 0), jnp.float32)
@@ -404,22 +387,15 @@ def test_softmax_of_an_empty_class_axis_names_z_or_returns_empty(name):
     assert out is None or out.shape[:2] == (2, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="jaxmath/distances.py: chebyshev of d = 0 features raises jnp.max's raw "
-                   "'zero-size array to reduction operation max' ValueError naming neither x nor y")
 def test_chebyshev_of_zero_features_names_the_argument():
     out = _call(lambda: D.chebyshev(jnp.zeros((0,)), jnp.zeros((0,))), ["x", "y"])
     assert out is None or float(out) == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="jaxmath/losses.py: softmax_cross_entropy with 0 classes (logits (2, 0)) "
-                   "raises the raw 'zero-size array to reduction operation max' ValueError, not naming logits")
 def test_softmax_cross_entropy_of_zero_classes_names_logits():
     _call(lambda: L.softmax_cross_entropy(jnp.zeros((2, 0)), jnp.zeros((2,), jnp.int32)), ["logits"])
 
 
-@pytest.mark.xfail(strict=True, reason="jaxmath/losses.py: reduction='mean' over an empty batch (shape (0,) or "
-                   "(0, k)) or over an empty example (shape (2, 0)) returns NaN silently (jnp.mean of nothing); "
-                   "the shapes are static, so a trace-time ValueError naming predictions is possible")
 @pytest.mark.parametrize("name,shape", [(n, s) for n in ("mse", "mae", "rmse", "sum_of_squares", "binary_cross_entropy",
                                                         "binary_cross_entropy_with_logits") for s in ((0,), (0, 3))]
                          + [(n, (2, 0)) for n in ("mse", "mae", "rmse")])
