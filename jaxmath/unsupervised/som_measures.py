@@ -8,6 +8,7 @@ r·cols + c), and is jitted with its shape checks at trace time. They are re-exp
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 
 import jax
@@ -53,8 +54,8 @@ def u_matrix(params, *, topology: str = "rectangular", scaling: str = "sum") -> 
     divided by the largest such value (MiniSom's ``distance_map``). params (rows, cols, d) -> (rows, cols).
 
     A map with no spread (every neuron at the same point, or a 1×1 grid) has no boundaries at all: its U-matrix
-    is all zeros, not MiniSom's 0/0 = NaN. (A jitted math function does not look at values to warn; zeros are
-    the exact limit, so nothing is hidden.)"""
+    is all zeros, not MiniSom's 0/0 = NaN, and a ``RuntimeWarning`` says so (emitted from the compiled function
+    by ``jax.debug.callback``, only when the spread is zero, so it costs nothing on a trained map)."""
     V.check_ndim(params, 3, name="params")
     G.check_grid(params.shape[0], params.shape[1])
     V.check_choice(topology, G.TOPOLOGIES, name="topology")
@@ -68,7 +69,13 @@ def u_matrix(params, *, topology: str = "rectangular", scaling: str = "sum") -> 
     if scaling == "mean":
         total = total / jnp.maximum(jnp.sum(adj, axis=1), 1).astype(total.dtype)
     top = jnp.max(total)
+    lax.cond(top > 0, lambda: None, lambda: jax.debug.callback(_warn_zero_spread, rows, cols))
     return jnp.where(top > 0, total / jnp.where(top > 0, top, 1), jnp.zeros_like(total)).reshape(rows, cols)
+
+
+def _warn_zero_spread(rows, cols):
+    warnings.warn(f"u_matrix: the {int(rows)}x{int(cols)} map has no spread (every neuron's weights are equal, "
+                  "or the grid is 1x1): its U-matrix is all zeros", RuntimeWarning, stacklevel=2)
 
 
 @partial(jax.jit, static_argnames=("precision",))
