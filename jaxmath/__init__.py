@@ -38,7 +38,8 @@ _previous_handlers = {}
 if _sys.argv and (_os.path.basename(_sys.argv[0]) == "jaxmath" or _sys.argv[0] == "-m"):
     try:
         for _signum in (_signal.SIGINT, _signal.SIGTERM):
-            _previous_handlers[_signum] = _signal.signal(_signum, _leave_interrupted)
+            if _signal.getsignal(_signum) is not _signal.SIG_IGN:  # a background job keeps ignoring Ctrl-C
+                _previous_handlers[_signum] = _signal.signal(_signum, _leave_interrupted)
     except ValueError:  # not the main thread
         _previous_handlers = {}
 

@@ -45,9 +45,16 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def default_sigint():
+    # A shell that starts a job in the background (as a CI runner may) leaves SIGINT ignored, and children
+    # inherit that; a user's Ctrl-C reaches a foreground process, so each child gets the default disposition.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*argv, wait_at=0, cwd=None):
     env = {**os.environ, "COLUMNS": "80", "MPLBACKEND": "Agg", "JAXMATH_TEST_WAIT_AT": str(wait_at)}
     return subprocess.Popen([sys.executable, "-c", HOOKED, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=default_sigint,
                             text=True, env=env, cwd=cwd)
 
 
@@ -138,7 +145,8 @@ except KeyboardInterrupt:
 
 
 def test_an_interrupt_swallowed_by_a_finalizer_is_delivered_again():
-    result = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, timeout=120,
+                            preexec_fn=default_sigint)
     assert result.stdout == "delivered\n" and result.stderr == "", result.stderr
 
 
@@ -285,7 +293,8 @@ def test_ctrl_c_while_jax_and_jaxmath_are_still_importing_ends_with_one_line_and
     # -X importtime names each module on stderr as its import finishes: a controlled point inside the imports,
     # before any of jaxmath.cli runs.
     child = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "jaxmath", "info"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "80"})
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "80"},
+                             preexec_fn=default_sigint)
     lines = []
     for line in child.stderr:
         lines.append(line)
