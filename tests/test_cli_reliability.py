@@ -45,16 +45,17 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def default_sigint():
-    # A shell that starts a job in the background (as a CI runner may) leaves SIGINT ignored, and children
-    # inherit that; a user's Ctrl-C reaches a foreground process, so each child gets the default disposition.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# A shell that starts a job in the background (as a CI runner may) leaves SIGINT ignored, and children inherit
+# that; a user's Ctrl-C reaches a foreground process, so each child Python is started through this launcher,
+# which restores the default disposition and execs (no preexec_fn: forking a multithreaded JAX process is unsafe).
+PYTHON = [sys.executable, "-c",
+          "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+          "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
 
 
 def start(*argv, wait_at=0, cwd=None):
     env = {**os.environ, "COLUMNS": "80", "MPLBACKEND": "Agg", "JAXMATH_TEST_WAIT_AT": str(wait_at)}
-    return subprocess.Popen([sys.executable, "-c", HOOKED, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=default_sigint,
+    return subprocess.Popen([*PYTHON, "-c", HOOKED, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=cwd)
 
 
@@ -145,8 +146,7 @@ except KeyboardInterrupt:
 
 
 def test_an_interrupt_swallowed_by_a_finalizer_is_delivered_again():
-    result = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, timeout=120,
-                            preexec_fn=default_sigint)
+    result = subprocess.run([*PYTHON, "-c", SWALLOWED], capture_output=True, text=True, timeout=120)
     assert result.stdout == "delivered\n" and result.stderr == "", result.stderr
 
 
@@ -292,9 +292,8 @@ def test_the_largest_seed_is_accepted(capsys):
 def test_ctrl_c_while_jax_and_jaxmath_are_still_importing_ends_with_one_line_and_status_130(module):
     # -X importtime names each module on stderr as its import finishes: a controlled point inside the imports,
     # before any of jaxmath.cli runs.
-    child = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "jaxmath", "info"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "80"},
-                             preexec_fn=default_sigint)
+    child = subprocess.Popen([*PYTHON, "-X", "importtime", "-m", "jaxmath", "info"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "80"})
     lines = []
     for line in child.stderr:
         lines.append(line)

@@ -212,6 +212,7 @@ MEASURES = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:u_matrix. the .* map has no spread:RuntimeWarning")  # same=True draws one
 @SETTINGS
 @given(name=st.sampled_from(sorted(MEASURES)), dtype=dtypes, seed=seeds, n=st.sampled_from((1, 5)),
        rows=st.sampled_from((1, 2)), d=st.sampled_from((1, 3)), same=st.booleans())
