@@ -63,16 +63,9 @@ def _devices(spec: str):
 
 def run_compare(args: argparse.Namespace) -> int:
     from jaxmath.bench import compare as _compare
-    from jaxmath.cli import CLIError, output_file_problem
+    from jaxmath.cli import CLIError
 
-    for flag, path in (("--csv", args.csv), ("--plot", args.plot)):
-        problem = path is not None and output_file_problem(flag, path)
-        if problem:
-            raise CLIError(f"jaxmath bench compare: error: {problem}")
-    if args.plot and not args.plot.lower().endswith(".png"):
-        raise CLIError(f"jaxmath bench compare: error: --plot must name a .png file, got {args.plot!r}")
-    if args.plot and importlib.util.find_spec("matplotlib") is None:
-        raise CLIError('jaxmath bench compare: error: --plot needs matplotlib: pip install "jaxmath[plot]"')
+    _check_outputs("jaxmath bench compare", (("--csv", args.csv), ("--plot", args.plot)), plot=args.plot)
     try:
         sources = _compare.load_sources(args.files)
     except _compare.RecordFileError as err:
@@ -91,17 +84,23 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def _check_outputs(prog: str, outputs, *, plot: str | None) -> None:
+    """Every output path writable and a plot possible, before any work: one-line CLIErrors."""
     from jaxmath.cli import CLIError, output_file_problem
 
-    for flag, path in (("--json", args.json), ("--csv", args.csv), ("--plot", args.plot)):
+    for flag, path in outputs:
         problem = path is not None and output_file_problem(flag, path)
         if problem:
-            raise CLIError(f"jaxmath bench: error: {problem}")
-    if args.plot and not args.plot.lower().endswith(".png"):
-        raise CLIError(f"jaxmath bench: error: --plot must name a .png file, got {args.plot!r}")
-    if args.plot and importlib.util.find_spec("matplotlib") is None:
-        raise CLIError('jaxmath bench: error: --plot needs matplotlib: pip install "jaxmath[plot]"')
+            raise CLIError(f"{prog}: error: {problem}")
+    if plot and not plot.lower().endswith(".png"):
+        raise CLIError(f"{prog}: error: --plot must name a .png file, got {plot!r}")
+    if plot and importlib.util.find_spec("matplotlib") is None:
+        raise CLIError(f'{prog}: error: --plot needs matplotlib: pip install "jaxmath[plot]"')
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_outputs("jaxmath bench", (("--json", args.json), ("--csv", args.csv), ("--plot", args.plot)),
+                   plot=args.plot)
     devices = _devices(args.devices)
 
     import os
