@@ -230,3 +230,22 @@ def test_modern_lenet_reaches_97_percent_on_a_slice():
         assert int(metrics["first_nonfinite_step"]) == -1
     result = training.evaluate(state.params, x_test, labels_test, loss_fn=loss_fn)
     assert float(result["accuracy"]) >= 0.97
+
+
+@pytest.mark.parametrize("variant", ["modern", "1998"])
+def test_layer_outputs_shapes_and_the_last_is_apply(variant):
+    model = lenet5.make(variant=variant)
+    params = model.init(jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(1), (3, 28, 28))
+    outputs = model.layer_outputs(params, x)
+    assert set(outputs) == set(lenet5.LAYERS)
+    assert {k: v.shape for k, v in outputs.items()} == {
+        "c1": (3, 28, 28, 6), "s2": (3, 14, 14, 6), "c3": (3, 10, 10, 16), "s4": (3, 5, 5, 16),
+        "c5": (3, 120), "f6": (3, 84), "out": (3, 10),
+    }
+    np.testing.assert_allclose(np.asarray(outputs["out"]), np.asarray(model.apply(params, x)), rtol=1e-6)
+    # F6 from C5 by hand: the layers chain as the docstring says.
+    w, b = np.asarray(params["f6"]["w"]), np.asarray(params["f6"]["b"])
+    pre = np.asarray(outputs["c5"]) @ w + b
+    want = np.maximum(pre, 0) if variant == "modern" else 1.7159 * np.tanh(2 / 3 * pre)
+    np.testing.assert_allclose(np.asarray(outputs["f6"]), want, rtol=1e-5, atol=1e-5)

@@ -365,3 +365,20 @@ def test_backprop_rejects_bad_input():
         mlp.backprop(params, x, jnp.zeros((4,), jnp.float32), loss="softmax_cross_entropy")
     with pytest.raises(ValueError, match="loss"):
         mlp.backprop(params, x, jnp.zeros((4, 2), jnp.float32), loss="hinge")
+
+
+def test_layer_outputs_are_each_layer_of_the_forward_pass():
+    model = mlp.make((6, 5, 4, 3), activation="tanh", output="softmax")
+    params = model.init(jax.random.key(0))
+    x = np.asarray(jax.random.uniform(jax.random.key(1), (7, 6)))
+    outputs = model.layer_outputs(params, x)
+    assert {k: v.shape for k, v in outputs.items()} == {"layer_1": (7, 5), "layer_2": (7, 4), "layer_3": (7, 3)}
+    (w1, b1), (w2, b2), (w3, b3) = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in params]
+    a1 = np.tanh(x @ w1 + b1)
+    a2 = np.tanh(a1 @ w2 + b2)
+    z3 = a2 @ w3 + b3
+    a3 = np.exp(z3 - z3.max(axis=1, keepdims=True))
+    a3 /= a3.sum(axis=1, keepdims=True)
+    for got, want in zip((outputs[f"layer_{l}"] for l in (1, 2, 3)), (a1, a2, a3)):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(outputs["layer_3"]), np.asarray(model.apply(params, x)), rtol=1e-6)

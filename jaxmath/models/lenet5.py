@@ -49,7 +49,10 @@ from jaxmath.models.model import Model, register_factory
 
 VARIANTS = ("modern", "1998")
 
-__all__ = ["make", "init", "apply", "count_params", "VARIANTS", "C3_TABLE", "C3_MASK", "RBF_CODES"]
+__all__ = [
+    "make", "init", "apply", "layer_outputs", "LAYERS", "count_params", "VARIANTS", "C3_TABLE", "C3_MASK",
+    "RBF_CODES",
+]
 
 # Table I of the paper: the S2 maps each C3 map reads. Maps 0-5 read 3 contiguous maps, 6-11 four contiguous,
 # 12-14 four non-contiguous, 15 all six (cyclically: map 4 reads 4, 5, 0). Breaking the symmetry forces
@@ -128,7 +131,10 @@ def make(
     def model_apply(params, x):
         return apply(params, x, variant=variant, compute_dtype=compute_name, conv_method=conv_method)
 
-    return Model(init=model_init, apply=model_apply, config=config)
+    def model_layer_outputs(params, x):
+        return layer_outputs(params, x, variant=variant, compute_dtype=compute_name, conv_method=conv_method)
+
+    return Model(init=model_init, apply=model_apply, config=config, layer_outputs=model_layer_outputs)
 
 
 def init(key: jax.Array, *, variant: str = "modern", dtype: Any = jnp.float32) -> dict:
@@ -255,6 +261,28 @@ def apply(
     Returns:
       ``(n, 10)`` logits in the params' dtype (for "1998": minus the RBF squared distances).
     """
+    return _layers(params, x, variant=variant, compute_dtype=compute_dtype, conv_method=conv_method)["out"]
+
+
+@partial(jax.jit, static_argnames=("variant", "compute_dtype", "conv_method"))
+def layer_outputs(
+    params: dict, x: jax.Array, *, variant: str = "modern", compute_dtype: Any = None, conv_method: str = "im2col"
+) -> dict:
+    """Every layer's output of the forward pass, by the paper's layer names (for feature maps and DeepDream).
+
+    Same arguments as ``apply``. Returns a dict of arrays in the params' dtype (``LAYERS`` lists the names in
+    forward order; jit returns dicts with sorted keys):
+    ``"c1"`` (n, 28, 28, 6), ``"s2"`` (n, 14, 14, 6), ``"c3"`` (n, 10, 10, 16), ``"s4"`` (n, 5, 5, 16),
+    ``"c5"`` (n, 120), ``"f6"`` (n, 84), ``"out"`` (n, 10) (= ``apply``). Convolution outputs are after the
+    activation and before the pooling.
+    """
+    return _layers(params, x, variant=variant, compute_dtype=compute_dtype, conv_method=conv_method)
+
+
+LAYERS = ("c1", "s2", "c3", "s4", "c5", "f6", "out")
+
+
+def _layers(params, x, *, variant, compute_dtype, conv_method):
     V.check_choice(variant, VARIANTS, name="variant")
     V.check_choice(conv_method, _conv.METHODS, name="conv_method")
     _check_params(params, variant)
@@ -269,26 +297,33 @@ def apply(
     def dense(a, w, b):
         return jnp.matmul(cast(a), cast(w)).astype(dtype) + b
 
+    out = {}
     if variant == "modern":
         relu = jax.nn.relu
-        h = _conv.max_pool(relu(conv(h, params["c1"]["w"], params["c1"]["b"])), window=2)
-        h = _conv.max_pool(relu(conv(h, params["c3"]["w"], params["c3"]["b"])), window=2)
-        h = relu(conv(h, params["c5"]["w"], params["c5"]["b"])).reshape(h.shape[0], 120)
-        h = relu(dense(h, params["f6"]["w"], params["f6"]["b"]))
-        return dense(h, params["out"]["w"], params["out"]["b"])
+        out["c1"] = relu(conv(h, params["c1"]["w"], params["c1"]["b"]))
+        out["s2"] = _conv.max_pool(out["c1"], window=2)
+        out["c3"] = relu(conv(out["s2"], params["c3"]["w"], params["c3"]["b"]))
+        out["s4"] = _conv.max_pool(out["c3"], window=2)
+        out["c5"] = relu(conv(out["s4"], params["c5"]["w"], params["c5"]["b"])).reshape(h.shape[0], 120)
+        out["f6"] = relu(dense(out["c5"], params["f6"]["w"], params["f6"]["b"]))
+        out["out"] = dense(out["f6"], params["out"]["w"], params["out"]["b"])
+        return out
 
     def subsample(a, p):
         window_sum = _conv.avg_pool(a, window=2) * jnp.asarray(4, dtype)
         return _squash(window_sum * p["coef"] + p["b"])
 
     h = h * jnp.asarray(_INK - _BACKGROUND, dtype) + jnp.asarray(_BACKGROUND, dtype)
-    h = subsample(_squash(conv(h, params["c1"]["w"], params["c1"]["b"])), params["s2"])
+    out["c1"] = _squash(conv(h, params["c1"]["w"], params["c1"]["b"]))
+    out["s2"] = subsample(out["c1"], params["s2"])
     c3_w = params["c3"]["w"] * jnp.asarray(C3_MASK, dtype)
-    h = subsample(_squash(conv(h, c3_w, params["c3"]["b"])), params["s4"])
-    h = _squash(conv(h, params["c5"]["w"], params["c5"]["b"])).reshape(h.shape[0], 120)
-    h = _squash(dense(h, params["f6"]["w"], params["f6"]["b"]))
+    out["c3"] = _squash(conv(out["s2"], c3_w, params["c3"]["b"]))
+    out["s4"] = subsample(out["c3"], params["s4"])
+    out["c5"] = _squash(conv(out["s4"], params["c5"]["w"], params["c5"]["b"])).reshape(h.shape[0], 120)
+    out["f6"] = _squash(dense(out["c5"], params["f6"]["w"], params["f6"]["b"]))
     codes = jnp.asarray(RBF_CODES, dtype)
-    return -jnp.sum(jnp.square(h[:, None, :] - codes[None, :, :]), axis=-1)
+    out["out"] = -jnp.sum(jnp.square(out["f6"][:, None, :] - codes[None, :, :]), axis=-1)
+    return out
 
 
 def _make_from_config(**config) -> Model:

@@ -40,7 +40,7 @@ OUTPUTS = ("identity", "sigmoid", "softmax")
 PRECISIONS = ("default", "high", "highest")  # the names jaxmath.devices.precision knows
 LOSSES = ("sum_of_squares", "mse", "softmax_cross_entropy")
 
-__all__ = ["make", "init", "apply", "count_params", "backprop", "SCHEMES", "ACTIVATIONS", "OUTPUTS", "LOSSES"]
+__all__ = ["make", "init", "apply", "layer_outputs", "count_params", "backprop", "SCHEMES", "ACTIVATIONS", "OUTPUTS", "LOSSES"]
 
 
 def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
@@ -101,7 +101,12 @@ def make(
     def model_apply(params, x):
         return apply(params, x, activation=activation, output=output, precision=precision, compute_dtype=compute_name)
 
-    return Model(init=model_init, apply=model_apply, config=config)
+    def model_layer_outputs(params, x):
+        return layer_outputs(
+            params, x, activation=activation, output=output, precision=precision, compute_dtype=compute_name
+        )
+
+    return Model(init=model_init, apply=model_apply, config=config, layer_outputs=model_layer_outputs)
 
 
 def init(key: jax.Array, sizes: Sequence[int], *, scheme: str = "glorot", dtype: Any = jnp.float32) -> Params:
@@ -219,6 +224,29 @@ def apply(
     Returns:
       ``(..., n_L)`` array in the params' dtype.
     """
+    return _layers(
+        params, x, activation=activation, output=output, precision=precision, compute_dtype=compute_dtype
+    )[f"layer_{len(params)}"]
+
+
+@partial(jax.jit, static_argnames=("activation", "output", "precision", "compute_dtype"))
+def layer_outputs(
+    params: Params,
+    x: jax.Array,
+    *,
+    activation: str = "sigmoid",
+    output: str = "identity",
+    precision: Any = None,
+    compute_dtype: Any = None,
+) -> dict:
+    """Every layer's activation a_l, l = 1..L, as a dict ``{"layer_1": a_1, ..., "layer_L": a_L}``.
+
+    Same arguments as ``apply``; ``"layer_L"`` is ``apply``'s output, ``"layer_l"`` has shape ``(..., n_l)``.
+    """
+    return _layers(params, x, activation=activation, output=output, precision=precision, compute_dtype=compute_dtype)
+
+
+def _layers(params, x, *, activation, output, precision, compute_dtype):
     _check_params(params)
     _check_input(params, x)
     V.check_choice(activation, ACTIVATIONS, name="activation")
@@ -228,6 +256,7 @@ def apply(
     dtype = params[0][0].dtype
     a = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(dtype)
     last = len(params) - 1
+    outputs = {}
     for l, (w, b) in enumerate(params):
         if compute_dtype is not None:
             # Low-precision inputs, accumulation and everything else in the params' dtype.
@@ -237,7 +266,8 @@ def apply(
         else:
             z = jnp.matmul(a, w, precision=precision) + b
         a = out_fn(z) if l == last else sigma(z)
-    return a
+        outputs[f"layer_{l + 1}"] = a
+    return outputs
 
 
 def _loss_gradient(loss: str, predictions, targets):

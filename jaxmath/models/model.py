@@ -25,11 +25,15 @@ class Model(NamedTuple):
       apply: ``apply(params, x) -> outputs``; the forward pass, jit-compiled.
       config: JSON-serialisable dict of the factory's arguments, with ``"name"`` naming the factory
         (``from_config`` rebuilds the model from it).
+      layer_outputs: ``layer_outputs(params, x) -> dict`` of every layer's output by name, one of them being
+        ``apply``'s (for feature maps, DeepDream and attacks on hidden layers); None where a model
+        has no layers to name.
     """
 
     init: Callable[..., Any]
     apply: Callable[..., Any]
     config: dict
+    layer_outputs: Callable[..., dict] | None = None
 
 
 _FACTORIES: dict[str, Callable[..., Model]] = {}
