@@ -1,0 +1,16 @@
+"""Fooling the network: adversarial attacks and their objectives as pure, jitted JAX functions.
+
+    from jaxmath import adversarial
+    x_adv = adversarial.pgd(model.apply, params, x, labels, jax.random.key(0),
+                            eps=0.3, step_size=0.01, num_steps=40)
+    curve = adversarial.robust_accuracy(model.apply, params, x, labels, jax.random.key(0),
+                                        eps=[0.0, 0.1, 0.2, 0.3], step_size=0.01, num_steps=40)
+
+``x`` is a float batch in [0, 1] that ``apply_fn(params, x)`` accepts (logits out), ``labels`` are integer
+classes; keys are explicit; every attack is jitted with ``apply_fn`` static.
+"""
+
+from jaxmath.adversarial.losses import cross_entropy as cross_entropy
+from jaxmath.adversarial.losses import cw_margin as cw_margin
+from jaxmath.adversarial.attacks import fgsm as fgsm
+from jaxmath.adversarial.attacks import pgd as pgd
