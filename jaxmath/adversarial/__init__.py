@@ -14,3 +14,7 @@ from jaxmath.adversarial.losses import cross_entropy as cross_entropy
 from jaxmath.adversarial.losses import cw_margin as cw_margin
 from jaxmath.adversarial.attacks import fgsm as fgsm
 from jaxmath.adversarial.attacks import pgd as pgd
+from jaxmath.adversarial.robust import RobustAccuracy as RobustAccuracy
+from jaxmath.adversarial.robust import robust_accuracy as robust_accuracy
+from jaxmath.adversarial.training import adversarial_loss as adversarial_loss
+from jaxmath.adversarial.training import make_attack as make_attack
