@@ -233,14 +233,17 @@ def pgd(
     in a poor local maximum. Madry et al. (2018) start each run from a uniform point in the ball and restart
     several times; the maxima found are many but of similar value, which is the evidence that PGD is close
     to the strongest first-order attack. With ``num_restarts = R``, run r draws its start from key
-    ``jax.random.split(key, R)[r]``; per input the kept example is the strongest: a successful one (from its
-    own logits: the target predicted, or the true class no longer predicted) before an unsuccessful one,
-    then the highest objective J. So R restarts are never weaker than the first run alone.
+    ``k_r = jax.random.fold_in(key, r)`` (so run 0 is the single run with the same key); per input the kept
+    example is the strongest: a successful one (from its own logits: the target predicted, or the true class
+    no longer predicted) before an unsuccessful one, then the highest objective J. So R restarts are never
+    weaker than one run with the same key.
 
-    Random start: L∞ draws δ ~ U[−ε, ε]^d (``jax.random.uniform(k_r, x.shape)`` scaled by ε); L2 draws a
-    direction u = g/‖g‖ with g ~ N(0, I_d) (``jax.random.normal``, from the first half of
-    ``jax.random.split(k_r)``) and a radius ε·U^{1/d}, U ~ U(0, 1) (from the second half), which is uniform in
-    the d-dimensional ball (d = pixels per example); in high dimension nearly all of it lies near the sphere.
+    Random start (drawn in at least float32, then cast to x's dtype): L∞ draws δ ~ U[−ε, ε]^d as
+    ``ε · jax.random.uniform(k_r, x.shape, minval=-1, maxval=1)``; L2 splits ``k_dir, k_rad =
+    jax.random.split(k_r)`` and draws a direction u = g/‖g‖ with g ~ N(0, I_d) (``jax.random.normal(k_dir,
+    x.shape)``) and a radius ε·U^{1/d}, U ~ U(0, 1) (``jax.random.uniform(k_rad, (n,))``): uniform in the
+    d-dimensional ball (d = pixels per example), because the volume within radius r grows as r^d; in high
+    dimension nearly all of it lies near the sphere. The start is clipped to the clip range.
 
     Args:
       apply_fn: ``apply_fn(params, x) -> (n, k)`` logits (static).
@@ -288,7 +291,9 @@ def pgd(
         value, logits = _objective_and_logits(apply_fn, params, x_adv, labels, **options)
         return x_adv, _success(logits, labels, targeted), value
 
-    run_keys = jax.random.split(key, num_restarts)
+    # Run r starts from fold_in(key, r): run 0 is the single run with the same key, so adding restarts can
+    # only keep or improve what one run finds.
+    run_keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(num_restarts))
     best = run(run_keys[0])
     if num_restarts == 1:
         return _nan_unless_ball(best[0], eps)
