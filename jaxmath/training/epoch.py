@@ -12,7 +12,14 @@ from jax import lax
 from jaxmath import _validation as V
 from jaxmath.optim.base import learning_rates_in
 from jaxmath.training.state import TrainState
-from jaxmath.training.step import DONATED_MESSAGE, TrainStep, check_not_donated, is_donated, with_metrics
+from jaxmath.training.step import (
+    DONATED_MESSAGE,
+    TrainStep,
+    check_not_donated,
+    is_donated,
+    takes_key,
+    with_metrics,
+)
 
 
 def check_dataset(x: Any, labels: Any, *, num_classes: int | None = None, name: str = "x") -> None:
@@ -224,24 +231,36 @@ def run_epoch(
     return _epoch(state, x, labels, train_step=train_step, batch_size=batch_size, donate=donate)
 
 
-def _evaluate_core(loss_fn: Callable, batch_size: int, params, x, labels) -> dict:
-    """Pure evaluation: full batches through ``lax.map``, the remainder as one smaller batch; exact means."""
+# The evaluation key of a key-taking loss when none is given: evaluations are reproducible.
+EVALUATION_SEED = 0
+
+
+def _evaluate_core(loss_fn: Callable, batch_size: int, params, x, labels, key=None) -> dict:
+    """Pure evaluation: full batches through ``lax.map``, the remainder as one smaller batch; exact means.
+
+    A loss that ``takes_key`` gets ``fold_in(key, b)`` for batch b (``key`` defaults to
+    ``jax.random.key(EVALUATION_SEED)``); other losses never see a key.
+    """
     metric_fn = with_metrics(loss_fn)
+    needs_key = takes_key(loss_fn)
+    if needs_key and key is None:
+        key = jax.random.key(EVALUATION_SEED)
     n = x.shape[0]
     batch_size = min(batch_size, n)
     num_full = n // batch_size
     cut = num_full * batch_size
 
-    def one(batch):
-        loss, metrics = metric_fn(params, batch)
+    def one(batch, index):
+        batch_key = jax.random.fold_in(key, index) if needs_key else None
+        loss, metrics = metric_fn(params, batch, batch_key)
         return {"loss": loss, **metrics}
 
     xs = x[:cut].reshape((num_full, batch_size) + x.shape[1:])
     ys = labels[:cut].reshape((num_full, batch_size) + labels.shape[1:])
-    full = lax.map(one, (xs, ys))
+    full = lax.map(lambda b: one((b[0], b[1]), b[2]), (xs, ys, jnp.arange(num_full, dtype=jnp.int32)))
     totals = {k: jnp.sum(v, axis=0) * batch_size for k, v in full.items()}
     if cut < n:
-        rest = one((x[cut:], labels[cut:]))
+        rest = one((x[cut:], labels[cut:]), jnp.asarray(num_full, jnp.int32))
         totals = {k: totals[k] + rest[k] * (n - cut) for k in totals}
     return {k: v / n for k, v in totals.items()}
 
@@ -249,7 +268,9 @@ def _evaluate_core(loss_fn: Callable, batch_size: int, params, x, labels) -> dic
 _evaluate = jax.jit(_evaluate_core, static_argnums=(0, 1))
 
 
-def evaluate(params: Any, x: jax.Array, labels: jax.Array, *, loss_fn: Callable, batch_size: int = 1000) -> dict:
+def evaluate(
+    params: Any, x: jax.Array, labels: jax.Array, *, loss_fn: Callable, batch_size: int = 1000, key: Any = None
+) -> dict:
     """Mean loss and metrics of ``loss_fn`` over a whole data set, computed in batches on the device.
 
         C = (1/n) Σ_b n_b C_b        (C_b: the mean over batch b of n_b examples; likewise for accuracy)
@@ -257,13 +278,22 @@ def evaluate(params: Any, x: jax.Array, labels: jax.Array, *, loss_fn: Callable,
     ``labels`` must be integers and, when ``loss_fn`` has ``num_classes``, lie in [0, num_classes) (one
     min/max reduction on the device).
 
+    A loss that takes a key (``loss_fn.takes_key``, e.g. ``jaxmath.adversarial.adversarial_loss``) is
+    evaluated as it is, with the key ``fold_in(key, b)`` for batch b: an adversarial loss thus reports the
+    loss and accuracy under its own attack (robust figures), reproducibly, and so does ``fit``'s validation
+    (with the default key). Its random start then depends on how the examples fall into batches. For the
+    clean figures pass the wrapped loss, ``loss_fn=adv_loss.clean_loss``.
+
     Args:
       params: the model's params.
       x: ``(n, ...)`` array (uint8 or float).
       labels: ``(n,)`` integer array.
       loss_fn: ``loss_fn(params, (x, labels)) -> loss`` or ``(loss, metrics)``, e.g. from
         ``make_classifier_loss``; it must return means over the batch.
-      batch_size: examples per batch (memory bound; the result does not depend on it).
+      batch_size: examples per batch (memory bound; the result does not depend on it, except through the
+        keys of a key-taking loss).
+      key: PRNG key of a key-taking loss (default ``jax.random.key(EVALUATION_SEED)``); must be None for
+        other losses.
 
     Returns:
       dict of scalar arrays: "loss" and every metric of ``loss_fn`` (e.g. "accuracy").
@@ -273,4 +303,10 @@ def evaluate(params: Any, x: jax.Array, labels: jax.Array, *, loss_fn: Callable,
     if jnp.shape(x)[0] == 0:
         raise ValueError(f"x must hold at least one example, got x.shape={jnp.shape(x)}")
     _check_label_values(labels, getattr(loss_fn, "num_classes", None))
+    if key is not None:
+        if not takes_key(loss_fn):
+            raise TypeError("key is for a loss that takes one (loss_fn.takes_key, e.g. an adversarial loss); "
+                            "this loss_fn does not")
+        V.check_key(key, name="key")
+        return _evaluate(loss_fn, batch_size, params, x, labels, key)
     return _evaluate(loss_fn, batch_size, params, x, labels)

@@ -18,11 +18,36 @@ DONATED_MESSAGE = (
 )
 
 
-def with_metrics(loss_fn: Callable) -> Callable:
-    """Wrap ``loss_fn`` so it always returns ``(loss, metrics_dict)`` (``{}`` when it returns a bare loss)."""
+# The per-step key of a key-taking loss comes from its own stream of state.key. Plain
+# fold_in(state.key, state.step) would collide with the shuffling: with threefry, split(k)[i] equals
+# fold_in(k, i), so steps 0 and 1 would reuse the next epoch's state key and shuffle key.
+STEP_KEY_STREAM = 0x5EED1055
 
-    def wrapped(params, batch):
-        out = loss_fn(params, batch)
+
+def takes_key(loss_fn: Callable) -> bool:
+    """True when ``loss_fn`` declares (``loss_fn.takes_key = True``) that it is called as
+    ``loss_fn(params, batch, key=key)`` with a fresh PRNG key per step (an adversarial loss's attack)."""
+    return bool(getattr(loss_fn, "takes_key", False))
+
+
+def step_key(state: TrainState) -> jax.Array:
+    """The PRNG key a key-taking loss gets at ``state``'s step, independent of the shuffling keys.
+
+        k_t = fold_in(fold_in(state.key, STEP_KEY_STREAM), state.step)
+
+    Distinct for every (state.key, state.step): a new key each step of a hand-written loop (``state.key``
+    fixed, ``state.step`` counting) and of ``run_epoch`` (which also moves ``state.key`` on every epoch).
+    """
+    return jax.random.fold_in(jax.random.fold_in(state.key, STEP_KEY_STREAM), state.step)
+
+
+def with_metrics(loss_fn: Callable) -> Callable:
+    """Wrap ``loss_fn`` as ``wrapped(params, batch, key=None) -> (loss, metrics_dict)`` (``{}`` when it returns
+    a bare loss); ``key`` is passed on only to a loss that ``takes_key``."""
+    needs_key = takes_key(loss_fn)
+
+    def wrapped(params, batch, key=None):
+        out = loss_fn(params, batch, key=key) if needs_key else loss_fn(params, batch)
         if isinstance(out, tuple):
             loss, metrics = out
             return loss, dict(metrics)
@@ -130,9 +155,12 @@ class TrainStep:
 
 def _pure_step(loss_fn: Callable, optimizer: Any) -> Callable:
     grad_fn = jax.value_and_grad(with_metrics(loss_fn), has_aux=True)
+    needs_key = takes_key(loss_fn)
 
     def step(state: TrainState, batch: Any):
-        (loss, metrics), grads = grad_fn(state.params, batch)
+        # Ordinary losses trace exactly as before: no key is derived for them.
+        key = step_key(state) if needs_key else None
+        (loss, metrics), grads = grad_fn(state.params, batch, key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         # θ + u, kept in θ's dtype (float32 params stay float32 whatever the updates' dtype).
         params = jax.tree_util.tree_map(lambda p, u: (p + u).astype(p.dtype), state.params, updates)
@@ -160,7 +188,15 @@ def make_train_step(
     Args:
       loss_fn: ``loss_fn(params, batch) -> loss`` or ``-> (loss, metrics)`` with ``metrics`` a dict of
         scalars (e.g. ``{"accuracy": ...}``); ``batch`` is whatever you pass to ``step`` (``run_epoch`` passes
-        ``(x, labels)`` with the raw uint8 images, see ``make_classifier_loss``).
+        ``(x, labels)`` with the raw uint8 images, see ``make_classifier_loss``). A loss that needs
+        randomness at every step (``jaxmath.adversarial.adversarial_loss``: PGD's random start) declares it
+        with the attribute ``loss_fn.takes_key = True``; the step then calls
+        ``loss_fn(params, batch, key=k_t)`` with k_t = fold_in(fold_in(state.key, STEP_KEY_STREAM), state.step)
+        (``step_key``): a new key every step, reproducible from the state's key, and drawn from a stream of
+        its own, so it never equals a key ``run_epoch`` shuffles with (split(k)[i] = fold_in(k, i) under
+        threefry, hence no plain fold_in(state.key, step)). Losses without the attribute are called exactly
+        as before. ``training.evaluate`` and ``fit``'s validation call a key-taking loss with fixed keys
+        (see ``evaluate``).
       optimizer: a ``jaxmath.optim.Optimizer`` (``init(params)``, ``update(grads, state, params)``), or a
         factory ``optimizer_fn(*, learning_rate) -> Optimizer`` such as ``optim.sgd`` together with
         ``learning_rate``; a step made from a factory can give each member of an ensemble its own learning
