@@ -1,4 +1,4 @@
-"""The ``jaxmath`` command line: ``jaxmath train``, ``jaxmath info``, ``jaxmath bench``.
+"""The ``jaxmath`` command line: ``jaxmath train``, ``info``, ``bench``, ``attack``, ``dream``.
 
 Each subcommand lives in its own module (``jaxmath/cli/<name>.py``) that defines
 ``register(subparsers, help_text)``; the module is imported only when the subcommand runs,
@@ -24,6 +24,8 @@ SUBCOMMANDS = {
     "train": "Train a model (the MNIST MLP, the Batman logo) and print a results table.",
     "info": "Show the backend, devices, versions and precision JAX is using.",
     "bench": "Time eager, jit and fused execution on every device and report speedups.",
+    "attack": "Attack a saved model with FGSM or PGD and print its robust accuracy per eps.",
+    "dream": "DeepDream: excite one layer of a saved model and write the dreamed image.",
 }
 
 
