@@ -51,7 +51,10 @@ def _check_common(x, labels, *, loss, targeted, clip):
             raise ValueError(f"clip must satisfy low < high, got clip={clip!r}")
     if x is None or isinstance(x, str):
         raise TypeError(f"x must be a float array, got {type(x).__name__}")
+    # A weakly typed x (e.g. from jnp.full) would let the params' dtype win in the forward pass, and the
+    # attack's loop carries must keep one dtype: pin x's dtype.
     x = jnp.asarray(x)
+    x = x.astype(x.dtype)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(
             f"x must be a float array in the clip range (scale uint8 images by 1/255 first), got x.dtype={x.dtype.name}"
@@ -291,22 +294,22 @@ def pgd(
         value, logits = _objective_and_logits(apply_fn, params, x_adv, labels, **options)
         return x_adv, _success(logits, labels, targeted), value
 
-    # Run r starts from fold_in(key, r): run 0 is the single run with the same key, so adding restarts can
-    # only keep or improve what one run finds.
-    run_keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(num_restarts))
-    best = run(run_keys[0])
     if num_restarts == 1:
-        return _nan_unless_ball(best[0], eps)
+        return _nan_unless_ball(run(jax.random.fold_in(key, 0))[0], eps)
 
-    def restart(best, run_key):
+    # Run r starts from fold_in(key, r): run 0 is the single run with the same key, so adding restarts can
+    # only keep or improve what one run finds. The runs go through one scan, so the attack is traced once.
+    def restart(best, r):
         best_x, best_success, best_value = best
-        x_adv, success, value = run(run_key)
-        better = (success & ~best_success) | ((success == best_success) & (value > best_value))
+        x_adv, success, value = run(jax.random.fold_in(key, r))
+        better = (r == 0) | (success & ~best_success) | ((success == best_success) & (value > best_value))
         return (
             jnp.where(_per_row(better, x_adv), x_adv, best_x),
-            success | best_success,
+            jnp.where(better, success, best_success),
             jnp.where(better, value, best_value),
         ), None
 
-    best, _ = jax.lax.scan(restart, best, run_keys[1:])
+    value_dtype = jax.eval_shape(lambda xa: _objective_and_logits(apply_fn, params, xa, labels, **options)[0], x).dtype
+    first = (x, jnp.zeros(x.shape[:1], bool), jnp.zeros(x.shape[:1], value_dtype))
+    best, _ = jax.lax.scan(restart, first, jnp.arange(num_restarts))
     return _nan_unless_ball(best[0], eps)

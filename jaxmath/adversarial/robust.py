@@ -41,6 +41,14 @@ class RobustAccuracy(NamedTuple):
     clean_accuracy: float
 
 
+def _real_array(value, *, name):
+    """A host float64 array of real numbers; strings and other objects are refused, not parsed."""
+    array = np.asarray(value)
+    if not (jnp.issubdtype(array.dtype, jnp.integer) or jnp.issubdtype(array.dtype, jnp.floating)):
+        raise TypeError(f"{name} must be a real number or a sequence of them, got {name}={value!r}")
+    return array.astype(np.float64)
+
+
 def _attack_options(attack, options):
     names = [p for p in inspect.signature(ATTACKS[attack]).parameters if p not in _FIXED]
     for name in options:
@@ -115,7 +123,7 @@ def robust_accuracy(
     options = _attack_options(attack, dict(attack_options))
     V.check_key(key)
     V.check_integer(batch_size, name="batch_size", minimum=1)
-    eps_host = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    eps_host = np.atleast_1d(_real_array(eps, name="eps"))
     if eps_host.ndim != 1 or eps_host.size == 0:
         raise ValueError(f"eps must be a radius or a non-empty 1-D sequence of radii, got eps={eps!r}")
     if not np.all(np.isfinite(eps_host)) or np.any(eps_host < 0):
@@ -135,9 +143,10 @@ def robust_accuracy(
 
     k = eps_host.size
     step_size = options.pop("step_size", 0.0)
-    step_host = np.broadcast_to(np.asarray(step_size, dtype=np.float64), (k,)) if np.ndim(step_size) <= 1 else None
-    if step_host is None or (np.ndim(step_size) == 1 and np.size(step_size) != k):
+    step_host = _real_array(step_size, name="step_size")
+    if step_host.ndim > 1 or (step_host.ndim == 1 and step_host.size != k):
         raise ValueError(f"step_size must be a scalar or one value per eps ({k}), got step_size={step_size!r}")
+    step_host = np.broadcast_to(step_host, (k,))
     if np.any(~np.isfinite(step_host)) or np.any(step_host < 0):
         raise ValueError(f"step_size must be finite and >= 0, got step_size={step_size!r}")
     eps_dev = jnp.asarray(eps_host, x.dtype)
