@@ -349,3 +349,214 @@ def test_lr_schedule_cosine_decays_the_rate_to_the_closed_form_value(tmp_path):
     np.testing.assert_allclose(float(state.opt_state.learning_rate), 0.01 * 0.5 * (1 + np.cos(np.pi)), atol=1e-9)
     bad = jaxmath("train", "mlp", "--lr-schedule", "linear")
     assert bad.returncode == 2 and "--lr-schedule" in bad.stderr
+
+
+# ----------------------------------------------------------------------------- --devices, --distributed, bf16
+
+MESH_TRAIN, MESH_TRAIN_ROWS, MESH_EVAL, MESH_EVAL_ROWS = "train[:202]", 202, "test[:301]", 301
+MESH_BATCH, MESH_EPOCHS, MESH_SEED, MESH_LR = 16, 2, 3, 0.5
+# 202 rows in global batches of 16: the 13th batch of each epoch is ragged (10 rows; 5 + 5 over 2 processes).
+MESH_ARGS = ("train", "mlp", "--train", MESH_TRAIN, "--eval", MESH_EVAL, "--hidden", "32", "--activation", "tanh",
+             "--loss", "softmax_cross_entropy", "--optimizer", "sgd", "--lr", str(MESH_LR), "--epochs",
+             str(MESH_EPOCHS), "--batch-size", str(MESH_BATCH), "--seed", str(MESH_SEED), "--no-progress")
+
+
+def _device_env(count):
+    """Forced CPU devices take effect only before JAX starts: a fresh process with the flag set."""
+    return {"XLA_FLAGS": f"--xla_force_host_platform_device_count={count}", "JAX_PLATFORMS": "cpu",
+            "COLUMNS": "80", "MPLBACKEND": "Agg"}
+
+
+def _launch(argv, env):
+    environ = {**os.environ, **env}
+    environ.pop("JAX_ENABLE_X64", None)
+    return subprocess.Popen([sys.executable, "-m", "jaxmath", *argv], env=environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait(procs):
+    """(returncode, stdout, stderr) of each process; a hung coordinator is a failure, not a wait forever."""
+    results = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("a jaxmath train subprocess hung")
+        results.append((p.returncode, out, err))
+    return results
+
+
+def _replayed_params(process_count):
+    """The reference: one device, ``training``'s plain loss on the real rows of the global batches a run on
+    ``process_count`` processes feeds (each process shuffles its contiguous rows with the epoch's key folded
+    with its index; shares of B / P rows; the last, short shares concatenated rather than padded)."""
+    import jax
+
+    from jaxmath import optim, training
+    from jaxmath.models import mlp
+
+    assert jax.config.jax_threefry_partitionable  # the CLI turns it on; the permutations below assume it
+    model = mlp.make((784, 32, 10), activation="tanh", output="identity", dtype="float32")
+    step = training.make_train_step(training.make_classifier_loss(model, num_classes=10),
+                                    optim.sgd(learning_rate=MESH_LR))
+    init_key, shuffle_key = jax.random.split(jax.random.key(MESH_SEED))
+    epoch_keys = [jax.random.fold_in(shuffle_key, epoch) for epoch in range(1, MESH_EPOCHS + 1)]
+    state = step.init(model.init(init_key), key=shuffle_key)  # the step donates the state, key included
+    x, labels = (a[:MESH_TRAIN_ROWS] for a in raw_split("train"))
+    n, local = MESH_TRAIN_ROWS, MESH_BATCH // process_count
+    shards = [(x[n * i // process_count:n * (i + 1) // process_count],
+               labels[n * i // process_count:n * (i + 1) // process_count]) for i in range(process_count)]
+    steps = -(-(-(-n // process_count)) // local)
+    for key in epoch_keys:
+        orders = [np.asarray(jax.random.permutation(jax.random.fold_in(key, i), len(s[1])))
+                  for i, s in enumerate(shards)]
+        for t in range(steps):
+            idx = [order[t * local:(t + 1) * local] for order in orders]
+            bx = np.concatenate([s[0][i] for s, i in zip(shards, idx)])
+            bl = np.concatenate([s[1][i] for s, i in zip(shards, idx)])
+            state, _ = step(state, (bx, bl))
+    assert int(state.step) == MESH_EPOCHS * 13
+    return [np.asarray(leaf) for leaf in _param_leaves(state.params)]
+
+
+def _param_leaves(params):
+    return [leaf for layer in params for leaf in layer]
+
+
+def _saved_leaves(directory):
+    model, params, metadata = models.load(directory)
+    return model, [np.asarray(leaf) for leaf in _param_leaves(params)], metadata
+
+
+def _numpy_accuracy(leaves, split, rows):
+    x, labels = (a[:rows] for a in raw_split(split))
+    params = list(zip(leaves[0::2], leaves[1::2]))
+    outputs = numpy_forward(params, x.astype(np.float64) / 255, hidden="tanh", output="identity")
+    return float(np.mean(np.argmax(outputs, axis=1) == labels))
+
+
+@pytest.fixture(scope="module")
+def mesh_runs(tmp_path_factory):
+    """Side by side on 4 forced CPU devices: --devices all, --devices 1, a batch that does not split."""
+    out = tmp_path_factory.mktemp("mesh")
+    runs = {
+        "all": [*MESH_ARGS, "--devices", "all", "--save", str(out / "all"), "--json", str(out / "all.json")],
+        "one": [*MESH_ARGS, "--devices", "1", "--save", str(out / "one"), "--json", str(out / "one.json")],
+        "ragged": [*MESH_ARGS, "--devices", "all", "--batch-size", "30"],
+    }
+    procs = [_launch(argv, _device_env(4)) for argv in runs.values()]
+    return dict(zip(runs, _wait(procs))), out
+
+
+@needs_shared
+def test_devices_all_on_4_cpus_trains_the_params_of_devices_1_and_of_plain_steps(mesh_runs):
+    results, out = mesh_runs
+    for name in ("all", "one"):
+        assert results[name][0] == 0, results[name][2][-3000:]
+    assert "  mesh            4 × cpu (batch)" in results["all"][1].splitlines()
+    assert "  mesh            1 × cpu (batch)" in results["one"][1].splitlines()
+    _, all_leaves, all_meta = _saved_leaves(out / "all")
+    _, one_leaves, one_meta = _saved_leaves(out / "one")
+    reference = _replayed_params(1)
+    for a, b, c in zip(all_leaves, one_leaves, reference):
+        assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == c.shape
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(a, c, atol=1e-5, rtol=0)
+    got, want = all_meta["results"], one_meta["results"]
+    assert (got["train_examples"], got["eval_examples"]) == (MESH_TRAIN_ROWS, MESH_EVAL_ROWS)  # nothing dropped
+    assert all_meta["settings"]["devices"] == 4 and one_meta["settings"]["devices"] == 1
+    np.testing.assert_allclose(got["eval_accuracy"], want["eval_accuracy"], atol=1e-5)
+    np.testing.assert_allclose(got["eval_loss"], want["eval_loss"], atol=1e-5)
+    # The table's accuracy counts all 301 rows (301 = 1000-row batches padded): NumPy on the saved params.
+    np.testing.assert_allclose(got["eval_accuracy"], _numpy_accuracy(all_leaves, "test", MESH_EVAL_ROWS),
+                               atol=1.5 / MESH_EVAL_ROWS)
+
+
+def test_batch_size_that_does_not_split_over_the_devices_is_one_line_naming_both(mesh_runs):
+    code, stdout, stderr = mesh_runs[0]["ragged"]
+    assert code == 2 and stdout == "" and stderr.count("\n") == 1, stderr
+    assert "--batch-size 30 must be divisible by the 4 devices of the mesh (4 × cpu (batch)): e.g. 28 or 32" in stderr
+
+
+BF16_RUNS = {
+    "mlp": ["--train", "train[:2000]", "--eval", "test[:500]", "--hidden", "64", "--activation", "relu",
+            "--loss", "softmax_cross_entropy", "--optimizer", "adam", "--epochs", "2", "--batch-size", "64"],
+    "cnn": ["--train", "test[128:256]", "--eval", "test[:64]", "--epochs", "1", "--batch-size", "64"],
+}
+
+
+@needs_shared
+@pytest.mark.parametrize("network", ["mlp", "cnn"])
+def test_compute_dtype_bfloat16_trains_finite_with_float32_params(network, tmp_path, capsys):
+    out = tmp_path
+    code = main(["train", network, *BF16_RUNS[network], "--no-progress", "--compute-dtype", "bfloat16",
+                 "--save", str(out / network), "--json", str(out / f"{network}.json")])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert "  compute dtype   bfloat16 (params, optimizer state float32)" in stdout.splitlines()
+    model, params, metadata = models.load(out / network)
+    import jax
+
+    leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(params)]
+    assert {leaf.dtype for leaf in leaves} == {np.dtype(np.float32)}
+    assert all(np.all(np.isfinite(leaf)) for leaf in leaves)
+    assert model.config["compute_dtype"] == "bfloat16" and metadata["settings"]["compute_dtype"] == "bfloat16"
+    report = json.loads((out / f"{network}.json").read_text())
+    assert all(np.isfinite(report["history"]["train_loss"]))
+    # The saved model (bfloat16 matmuls again) scores on test images decoded here what the table says.
+    rows = report["results"]["eval_examples"]
+    x, labels = raw_split("test")
+    logits = np.asarray(model.apply(params, x[:rows].astype(np.float32) / 255), np.float32)
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == labels[:rows]))
+    assert abs(report["results"]["eval_accuracy"] - accuracy) <= 1.5 / rows
+    if network == "mlp":  # 2,000 training images, 2 epochs of Adam: well above chance despite 8-bit mantissas
+        assert report["results"]["eval_accuracy"] > 0.8
+
+
+@pytest.mark.slow
+@needs_shared
+def test_distributed_2_processes_x_2_cpus_match_the_replayed_global_batches(tmp_path):
+    """2 processes × 2 forced CPU devices on localhost (gloo): the params of one process replaying the same
+    global batches on one device; only process 0 prints and writes."""
+    from tests.test_distributed import _free_port
+
+    argv = [*MESH_ARGS, "--distributed", "--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2",
+            "--save", str(tmp_path / "m"), "--json", str(tmp_path / "r.json")]
+    procs = [_launch([*argv, "--process-id", str(i)], _device_env(2)) for i in range(2)]
+    (code0, out0, err0), (code1, out1, err1) = _wait(procs)
+    assert code0 == 0 and code1 == 0, err0[-3000:] + err1[-3000:]
+    assert "  mesh            2 processes × 2 cpu (batch)" in out0.splitlines()
+    assert out0.startswith("jaxmath train mlp: 784-32-10 tanh")
+    assert "jaxmath train" not in out1 and "wrote" not in out1
+    _, leaves, metadata = _saved_leaves(tmp_path / "m")
+    for a, b in zip(leaves, _replayed_params(2)):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+    results = metadata["results"]
+    assert (results["train_examples"], results["eval_examples"]) == (MESH_TRAIN_ROWS, MESH_EVAL_ROWS)
+    assert metadata["settings"]["processes"] == 2 and metadata["settings"]["devices"] == 4
+    np.testing.assert_allclose(results["eval_accuracy"], _numpy_accuracy(leaves, "test", MESH_EVAL_ROWS),
+                               atol=1.5 / MESH_EVAL_ROWS)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--devices", "0"], "--devices must be 'all' or a positive integer, got '0'"),
+    (["--devices", "two"], "--devices must be 'all' or a positive integer, got 'two'"),
+    (["--coordinator", "127.0.0.1:1234"], "--coordinator needs --distributed"),
+    (["--distributed", "--devices", "2"], "--distributed uses every device of every process; drop --devices 2"),
+    (["--distributed", "--coordinator", "localhost"], "--coordinator must be HOST:PORT"),
+    (["--distributed", "--num-processes", "2", "--process-id", "2"], "--process-id must be in [0, 2), got 2"),
+    (["--compute-dtype", "float16"], "--compute-dtype: invalid choice: 'float16'"),
+])
+def test_device_flags_are_checked_in_one_line_before_anything_runs(argv, expected, capsys):
+    assert main(["train", "mlp", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err, err
+
+
+def test_checkpoint_is_refused_with_devices_before_anything_runs(tmp_path, capsys):
+    assert main(["train", "cnn", "--devices", "all", "--checkpoint", str(tmp_path / "ck")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--checkpoint and --resume are not available with --devices" in err

@@ -57,19 +57,26 @@ def build(model, params, run: dict, *, train, val, eval) -> dict:
     from jaxmath.models import lenet5, mlp
 
     info, loss_fn = run["info"], run["loss_fn"]
+    # A data-parallel run brings its own evaluation (every process's rows, the remainder padded and masked).
+    evaluate = run.get("evaluate")
     results: dict[str, Any] = {}
     for name, data in (("train", train), ("val", val), ("eval", eval)):
         if data is None:
             continue
-        metrics = jax.device_get(training.evaluate(params, *data, loss_fn=loss_fn))
+        if evaluate is None:
+            metrics = jax.device_get(training.evaluate(params, *data, loss_fn=loss_fn))
+            metrics["examples"] = len(data[1])
+        else:
+            metrics = evaluate(params, name, data)
         results[f"{name}_accuracy"] = float(metrics["accuracy"])
         results[f"{name}_loss"] = float(metrics["loss"])
-        results[f"{name}_examples"] = int(len(data[1]))
+        results[f"{name}_examples"] = int(metrics["examples"])
     times = [float(t) for t in info.history.get("epoch_time", [])]
     steady = times[1:] or times  # the first epoch includes compilation
     epoch_time = statistics.median(steady) if steady else math.nan
     batch_size = run["settings"]["batch_size"]
-    trained = (len(train[1]) // batch_size) * batch_size
+    # One device skips the n mod B rows its permutation leaves over; a mesh trains them in a padded batch.
+    trained = run.get("trained_rows", (len(train[1]) // batch_size) * batch_size)
     results.update({
         "epochs_run": len(times),
         "best_epoch": int(info.best_epoch) if val is not None else None,
@@ -77,6 +84,7 @@ def build(model, params, run: dict, *, train, val, eval) -> dict:
         "first_epoch_time_s": times[0] if times else math.nan,
         "samples_per_s": trained / epoch_time if epoch_time > 0 else math.nan,
         "device": _device_name(),
+        "mesh": run.get("mesh"),
         # The 1998 LeNet keeps C3's unconnected weights as zeros in a full kernel: count what the model trains.
         "params": (lenet5 if model.config["name"] == "lenet5" else mlp).count_params(params),
         "stop_reason": str(info.stop_reason),
@@ -107,6 +115,10 @@ def format_table(report: dict) -> str:
         ("samples/s", f"{r['samples_per_s']:,.0f}"),
         ("device", r["device"]),
     ]
+    if r.get("mesh"):
+        rows.append(("mesh", r["mesh"]))
+    if s.get("compute_dtype", "float32") != "float32":
+        rows.append(("compute dtype", f"{s['compute_dtype']} (params, optimizer state float32)"))
     if r.get("best_epoch") is not None:
         rows.append(("kept params", f"epoch {r['best_epoch']} (lowest val loss)"))
     if r["stop_reason"] != "epochs":

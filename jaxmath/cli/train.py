@@ -22,9 +22,10 @@ import warnings
 from typing import Any
 
 from jaxmath.cli import CLIError, Interrupted, output_directory_problem
-from jaxmath.cli import _guards, _interrupts, _report
+from jaxmath.cli import _guards, _interrupts, _mesh, _report
 
 LOSSES = ("sum_of_squares", "mse", "softmax_cross_entropy")  # the names in jaxmath.losses
+COMPUTE_DTYPES = ("float32", "bfloat16")  # --compute-dtype; the params stay float32 either way
 CNN_MODELS = {"lenet5": "modern", "lenet5-1998": "1998"}  # --model -> lenet5.make(variant=...)
 # name -> (factory(optim, lr), default learning rate for the squared losses, for softmax_cross_entropy)
 OPTIMIZERS: dict[str, tuple[Any, float, float]] = {
@@ -63,6 +64,7 @@ def register(subparsers: Any, help_text: str) -> None:
                      help="a name of jaxmath.losses: sum_of_squares (the notes'), mse (its mean; both on sigmoid "
                           "outputs) or softmax_cross_entropy (on logits); default sum_of_squares")
     _add_training(mlp, optimizer="sgd", batch_size=32)
+    _add_devices(mlp)
     _add_common(mlp)
     mlp.set_defaults(func=run_mlp)
 
@@ -75,6 +77,7 @@ def register(subparsers: Any, help_text: str) -> None:
                           "subsampling, C3's partial connections, RBF outputs); default lenet5")
     _add_data(cnn)
     _add_training(cnn, optimizer="adam", batch_size=128)
+    _add_devices(cnn)
     _add_common(cnn)
     cnn.set_defaults(func=run_cnn, loss="softmax_cross_entropy")
 
@@ -125,6 +128,13 @@ def _add_training(parser: argparse.ArgumentParser, *, optimizer: str, batch_size
     parser.add_argument("--batch-size", type=int, default=batch_size, help=f"mini-batch size (default {batch_size})")
     parser.add_argument("--patience", type=int, default=None, help="stop after this many epochs without a lower "
                                                                    "validation loss (needs --val)")
+
+
+def _add_devices(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compute-dtype", choices=COMPUTE_DTYPES, default="float32",
+                        help="dtype of the matmul and convolution inputs; params and optimizer state stay float32 "
+                             "(bfloat16: mixed precision, no loss scaling needed; default float32)")
+    _mesh.add_flags(parser)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -235,6 +245,53 @@ def _check_memory(model_name, args, model, loss, example_shape) -> None:
         raise _fail(model_name, problem)
 
 
+def _train_on_mesh(model_name, args, model, loss, num_classes, data, rows, mesh):
+    """``_train`` for ``--devices`` / ``--distributed``: the masked loss, ``devices.parallel_fit.fit``.
+
+    ``data`` holds this process's rows of each split, ``rows`` the splits' global row counts.
+    """
+    import jax
+
+    from jaxmath import optim, training
+    from jaxmath.devices import distributed, parallel_fit
+
+    lr = _learning_rate(args, loss)
+    rate = lr
+    if args.lr_schedule == "cosine":
+        steps = args.epochs * distributed.num_batches(rows["--train"], args.batch_size)
+        rate = optim.cosine_decay(init_value=lr, decay_steps=steps)
+    loss_fn = distributed.make_masked_classifier_loss(model, num_classes=num_classes, loss=loss)
+    step = training.make_train_step(loss_fn, OPTIMIZERS[args.optimizer][0](optim, rate))
+    init_key, shuffle_key = jax.random.split(jax.random.key(args.seed))
+    settings = {"model": model_name, "loss": loss, "optimizer": args.optimizer, "learning_rate": lr,
+                "lr_schedule": args.lr_schedule, "epochs": args.epochs, "batch_size": args.batch_size,
+                "patience": args.patience, "seed": args.seed, "compute_dtype": args.compute_dtype,
+                "devices": int(mesh.devices.size), "processes": jax.process_count()}
+    val = data.get("--val")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the CLI reports a non-finite stop itself
+            state, info = parallel_fit.fit(
+                step.init(model.init(init_key), key=shuffle_key), *data["--train"], train_step=step, mesh=mesh,
+                num_epochs=args.epochs, batch_size=args.batch_size, key=shuffle_key, global_rows=rows["--train"],
+                validation_data=val, validation_rows=rows.get("--val"), patience=args.patience,
+                progress=not args.no_progress)
+    except KeyboardInterrupt:
+        raise Interrupted(f"jaxmath train {model_name}: interrupted; nothing saved (data-parallel runs write "
+                          "no checkpoints yet)") from None
+    except (ValueError, TypeError) as err:
+        raise _fail(model_name, err) from None
+    params = info.best_params if val is not None else state.params
+
+    def evaluate(params, name, split_data):
+        metrics = distributed.evaluate(params, *split_data, loss_fn=loss_fn, mesh=mesh,
+                                       global_rows=rows[f"--{name}"])
+        return {"accuracy": metrics["accuracy"], "loss": metrics["loss"], "examples": metrics["count"]}
+
+    return params, {"loss_fn": loss_fn, "info": info, "settings": settings, "evaluate": evaluate,
+                    "trained_rows": rows["--train"], "mesh": parallel_fit.mesh_description(mesh)}
+
+
 def _train(model_name, args, model, loss, num_classes, train, val):
     """Build loss, step and state from the flags and run ``training.fit``; return ``(params, run)``.
 
@@ -253,7 +310,8 @@ def _train(model_name, args, model, loss, num_classes, train, val):
     init_key, shuffle_key = jax.random.split(jax.random.key(args.seed))
     settings = {"model": model_name, "loss": loss, "optimizer": args.optimizer, "learning_rate": lr,
                 "lr_schedule": args.lr_schedule, "epochs": args.epochs, "batch_size": args.batch_size,
-                "patience": args.patience, "seed": args.seed}
+                "patience": args.patience, "seed": args.seed,
+                "compute_dtype": getattr(args, "compute_dtype", "float32")}
     checkpoint_dir = args.checkpoint if args.checkpoint is not None else _interrupts.interrupt_directory(args)
     try:
         with warnings.catch_warnings():
@@ -291,7 +349,13 @@ def _table_report(report: dict) -> dict:
 
 def _finish(model_name, args, model, params, report) -> int:
     """Print the table, then write the params (--save) before the JSON and the plot, so a failing report
-    never loses them."""
+    never loses them. With several processes only process 0 prints and writes."""
+    if _mesh.uses_mesh(args):
+        from jaxmath.devices import parallel_fit
+
+        if not _mesh.is_main_process():
+            return 0 if not report["results"]["stop_reason"].startswith("non-finite") else 1
+        params = parallel_fit.host_copy(params)
     print(_report.format_table(_table_report(report)))
     save_args = argparse.Namespace(**{**vars(args), "json": None, "plot": None})
     _report.write_outputs(model_name, save_args, model, params, report)
@@ -302,25 +366,36 @@ def _finish(model_name, args, model, params, report) -> int:
 def _run_mnist(args: argparse.Namespace, model_name: str, make_model, *, loss: str) -> int:
     """``train mlp`` and ``train cnn``: checks, memory estimate, data, ``fit``, report, outputs."""
     _check_common(model_name, args)
+    fail = lambda message: _fail(model_name, message)  # noqa: E731
+    _mesh.check_flags(args, fail)
     splits = _check_splits(model_name, args)
     model = make_model()
+    # jax.distributed must start before anything touches a JAX backend (the memory check does).
+    mesh = _mesh.setup(args, fail) if _mesh.uses_mesh(args) else None
     _check_memory(model_name, args, model, loss, (28 * 28,))
 
     from jaxmath.datasets import load_mnist
 
-    data = {}
+    data, rows = {}, {}
     for flag, split in splits.items():
         try:
-            data[flag] = load_mnist(split, args.data_dir)
+            if mesh is None:
+                data[flag] = load_mnist(split, args.data_dir)
+                rows[flag] = len(data[flag][1])
+            else:  # this process's rows
+                data[flag], rows[flag] = _mesh.load(split, args.data_dir)
         except (OSError, ValueError) as err:
             # The missing-files message has several short lines: keep them as they are.
             raise CLIError(f"jaxmath train {model_name}: error: {flag} {split!r}: {err}") from None
-        if len(data[flag][1]) == 0:
+        if rows[flag] == 0:
             raise _fail(model_name, f"{flag} {split!r} selects no examples")
-    if args.batch_size > len(data["--train"][1]):
-        raise _fail(model_name, f"--batch-size must be <= the {len(data['--train'][1])} training examples, "
+    if args.batch_size > rows["--train"]:
+        raise _fail(model_name, f"--batch-size must be <= the {rows['--train']} training examples, "
                                 f"got {args.batch_size}")
-    params, run = _train(model_name, args, model, loss, 10, data["--train"], data.get("--val"))
+    if mesh is None:
+        params, run = _train(model_name, args, model, loss, 10, data["--train"], data.get("--val"))
+    else:
+        params, run = _train_on_mesh(model_name, args, model, loss, 10, data, rows, mesh)
     run["settings"].update({"train": args.train, "val": args.val, "eval": args.eval})
     if model_name == "cnn":
         run["settings"]["network"] = args.model
@@ -330,6 +405,11 @@ def _run_mnist(args: argparse.Namespace, model_name: str, make_model, *, loss: s
     except KeyboardInterrupt:
         raise Interrupted(_interrupts.save_after_interrupt(model_name, args, model, params, run)) from None
     return _finish(model_name, args, model, params, report)
+
+
+def _compute_dtype(args: argparse.Namespace) -> str | None:
+    """``--compute-dtype`` for the model factories: None (plain float32) or "bfloat16"."""
+    return None if args.compute_dtype == "float32" else args.compute_dtype
 
 
 def run_mlp(args: argparse.Namespace) -> int:
@@ -344,7 +424,8 @@ def run_mlp(args: argparse.Namespace) -> int:
     def make_model():
         from jaxmath.models import mlp
 
-        return mlp.make((28 * 28, *hidden, 10), activation=args.activation, output=output)
+        return mlp.make((28 * 28, *hidden, 10), activation=args.activation, output=output,
+                        compute_dtype=_compute_dtype(args))
 
     return _run_mnist(args, model_name, make_model, loss=args.loss)
 
@@ -353,7 +434,7 @@ def run_cnn(args: argparse.Namespace) -> int:
     def make_model():
         from jaxmath.models import lenet5
 
-        return lenet5.make(variant=CNN_MODELS[args.model])
+        return lenet5.make(variant=CNN_MODELS[args.model], compute_dtype=_compute_dtype(args))
 
     return _run_mnist(args, "cnn", make_model, loss="softmax_cross_entropy")
 

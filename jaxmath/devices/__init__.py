@@ -4,6 +4,7 @@ a systolic-array model."""
 from jaxmath.devices import distributed as distributed
 from jaxmath.devices import info as info
 from jaxmath.devices import parallel as parallel
+from jaxmath.devices import parallel_fit as parallel_fit
 from jaxmath.devices import precision as precision
 from jaxmath.devices import systolic as systolic
 from jaxmath.devices.info import collect_info as collect_info
