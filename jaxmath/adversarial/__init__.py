@@ -18,3 +18,15 @@ from jaxmath.adversarial.robust import RobustAccuracy as RobustAccuracy
 from jaxmath.adversarial.robust import robust_accuracy as robust_accuracy
 from jaxmath.adversarial.training import adversarial_loss as adversarial_loss
 from jaxmath.adversarial.training import make_attack as make_attack
+from jaxmath.adversarial.fooling import FoolingInfo as FoolingInfo
+from jaxmath.adversarial.fooling import NoiseConfidence as NoiseConfidence
+from jaxmath.adversarial.fooling import fooling_image as fooling_image
+from jaxmath.adversarial.fooling import fooling_objective as fooling_objective
+from jaxmath.adversarial.fooling import noise_confidence as noise_confidence
+from jaxmath.adversarial.fooling import total_variation as total_variation
+from jaxmath.adversarial.patch import PatchInfo as PatchInfo
+from jaxmath.adversarial.patch import apply_patch as apply_patch
+from jaxmath.adversarial.patch import fit_patch as fit_patch
+from jaxmath.adversarial.patch import patch_loss as patch_loss
+from jaxmath.adversarial.patch import patch_success_rate as patch_success_rate
+from jaxmath.adversarial.patch import random_positions as random_positions
