@@ -1,8 +1,9 @@
 """Devices: what JAX runs on, matmul precision, data parallelism on sharding (one or many processes),
-a systolic-array model."""
+sizes padded for the matrix units, a systolic-array model."""
 
 from jaxmath.devices import distributed as distributed
 from jaxmath.devices import info as info
+from jaxmath.devices import padding as padding
 from jaxmath.devices import parallel as parallel
 from jaxmath.devices import parallel_fit as parallel_fit
 from jaxmath.devices import precision as precision
@@ -11,6 +12,7 @@ from jaxmath.devices.info import collect_info as collect_info
 from jaxmath.devices.info import detect_accelerators as detect_accelerators
 from jaxmath.devices.info import fallback_warning as fallback_warning
 from jaxmath.devices.info import format_info as format_info
+from jaxmath.devices.padding import padded_size as padded_size
 from jaxmath.devices.parallel import data_parallel as data_parallel
 from jaxmath.devices.parallel import make_mesh as make_mesh
 from jaxmath.devices.parallel import replicate as replicate
