@@ -41,8 +41,10 @@ class FoolingInfo(NamedTuple):
     confidence: (n,) (or () for a scalar target) softmax(f(x))_t of the returned images.
     steps_to_confidence: (n,) (or ()) int32, steps after which each image first reached ``confidence`` (it is
       frozen from then on); -1 when it never did.
-    nonfinite: () bool, a step gave a non-finite loss or image: the loop stopped before it.
-    first_nonfinite_step: () int32, that step's index, -1 when every step was finite.
+    nonfinite: () bool, a step gave images with a non-finite objective or pixels: it was undone, the loop
+      stopped and the images before it came back (a ``RuntimeWarning`` says so).
+    first_nonfinite_step: () int32, that step's index (0 also when the starting noise itself evaluates
+      non-finite), -1 when every step was finite.
     """
 
     converged: Array
@@ -61,11 +63,19 @@ class NoiseConfidence(NamedTuple):
     predicted: Array
 
 
+def _abs(d):
+    # |d| as d·sign(d): its gradient is sign(d), 0 on flat regions (jnp.abs's is 1 at 0), so a uniform patch
+    # of clipped pixels is not pushed by the penalty.
+    return d * jnp.sign(d)
+
+
 @jax.jit
 def total_variation(x: Array) -> Array:
     """Anisotropic total variation of each image, over the last two axes (rows, columns).
 
         TV(x) = Σ_{i,j} |x_{i+1,j} − x_{i,j}| + Σ_{i,j} |x_{i,j+1} − x_{i,j}|
+
+    Its gradient is the subgradient with sign(0) = 0: zero on flat regions.
 
     Args:
       x: ``(..., H, W)`` float array.
@@ -75,8 +85,8 @@ def total_variation(x: Array) -> Array:
     """
     if jnp.ndim(x) < 2:
         raise ValueError(f"x must have at least 2 axes (..., H, W), got x.shape={jnp.shape(x)}")
-    rows = jnp.abs(jnp.diff(x, axis=-2))
-    cols = jnp.abs(jnp.diff(x, axis=-1))
+    rows = _abs(jnp.diff(x, axis=-2))
+    cols = _abs(jnp.diff(x, axis=-1))
     return jnp.sum(rows, axis=(-2, -1)) + jnp.sum(cols, axis=(-2, -1))
 
 
@@ -156,35 +166,45 @@ def _ascend(apply_fn, params, x0, target, learning_rate, penalty_weight, confide
         return jnp.sum(values), (values, log_p)
 
     def cond(carry):
-        _, step, finished, _, _, first_bad = carry
+        _, _, step, finished, _, _, first_bad = carry
         return (step < max_steps) & ~finished & (first_bad < 0)
 
     def body(carry):
-        x, step, _, history, reached, first_bad = carry
+        x, x_prev, step, _, history, reached, first_bad = carry
         (_, (values, log_p)), grad = jax.value_and_grad(total, has_aux=True)(x)
-        done = log_p.astype(log_conf.dtype) >= log_conf
+        value_ok = _g.all_finite(values)
+        done = value_ok & (log_p.astype(log_conf.dtype) >= log_conf)
         reached = jnp.where((reached < 0) & done, step, reached)
         # Confident images are frozen, so each image's path does not depend on the others in the batch.
         moving = (~done).reshape((-1,) + (1,) * (x.ndim - 1))
         candidate = jnp.where(moving, jnp.clip(x + lr * grad, zero, one), x)
-        ok = _g.all_finite(values, candidate)
+        candidate_ok = _g.all_finite(candidate)
         finished = jnp.all(done)
-        history = history.at[step].set(jnp.where(ok, -jnp.mean(values), jnp.nan).astype(history.dtype))
-        advance = ok & ~finished
-        x = jnp.where(advance, candidate, x)
-        first_bad = jnp.where(ok, first_bad, step)
-        return x, jnp.where(advance, step + 1, step), finished, history, reached, first_bad
+        advance = value_ok & candidate_ok & ~finished
+        history = history.at[step].set(jnp.where(advance, -jnp.mean(values), jnp.nan).astype(history.dtype))
+        # Images whose objective is non-finite came from the previous step: that step is undone.
+        undo = ~value_ok & (step > 0)
+        new_x = jnp.where(advance, candidate, jnp.where(undo, x_prev, x))
+        x_prev = jnp.where(advance, x, x_prev)
+        first_bad = jnp.where(value_ok & candidate_ok, first_bad, jnp.where(undo, step - 1, step))
+        step = jnp.where(advance, step + 1, jnp.where(undo, step - 1, step))
+        return new_x, x_prev, step, finished, history, reached, first_bad
 
     n = x0.shape[0]
-    init = (x0, jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.full((max_steps,), jnp.nan, dtype),
+    init = (x0, x0, jnp.zeros((), jnp.int32), jnp.zeros((), bool), jnp.full((max_steps,), jnp.nan, dtype),
             jnp.full((n,), -1, jnp.int32), jnp.asarray(_g.NO_STEP, jnp.int32))
-    x, steps, _, history, reached, first_bad = lax.while_loop(cond, body, init)
+    x, x_prev, steps, _, history, reached, first_bad = lax.while_loop(cond, body, init)
     log_p = _log_probs(apply_fn, params, x, target, flatten)
+    # The last step's images are only evaluated here: undo it too when they are non-finite.
+    undo = (first_bad < 0) & (steps > 0) & ~_g.all_finite(log_p)
+    x = jnp.where(undo, x_prev, x)
+    first_bad = jnp.where(undo, steps - 1, first_bad)
+    steps = jnp.where(undo, steps - 1, steps)
+    log_p = jnp.where(undo, _log_probs(apply_fn, params, x, target, flatten), log_p)
     done = log_p.astype(log_conf.dtype) >= log_conf
-    prob = jnp.exp(log_p)
     reached = jnp.where((reached < 0) & done, steps, reached)
-    info = FoolingInfo(jnp.all(done), steps, _g.after_stop(history, first_bad), prob, reached, first_bad >= 0,
-                       first_bad)
+    info = FoolingInfo(jnp.all(done), steps, _g.after_stop(history, first_bad), jnp.exp(log_p), reached,
+                       first_bad >= 0, first_bad)
     return x, info
 
 
