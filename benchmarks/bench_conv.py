@@ -16,7 +16,7 @@ which is what a training step needs. Contenders:
 * ``im2col``: ``jax.vjp`` of ``conv2d(method="im2col")``, jitted (autodiff of the patch matmul);
 * ``im2col+hand``: ``conv2d(method="im2col")`` then ``conv2d_backprop`` (Pᵀδ, col2im(δWᵀ)), jitted;
 * ``direct``: ``jax.vjp`` of ``conv2d(method="direct")`` (one slice and small matmul per tap), jitted;
-* ``torch``: ``torch.nn.functional.conv2d`` forward, ``y.backward(δ)`` (eager, ``torch.set_num_threads(2)``).
+* ``torch``: ``torch.nn.functional.conv2d`` forward, ``y.backward(δ)`` (eager, torch's default thread count).
 
 The forward pass alone (``xla fwd``, ``im2col fwd``, ``torch fwd`` under ``no_grad``) runs in the same rounds, so
 the table shows how much of each total is the backward pass.
@@ -138,7 +138,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import torch  # the baseline; imported here so the module stays importable without it
 
-    torch.set_num_threads(2)
     print(f"jax {jax.__version__}, torch {torch.__version__} (threads {torch.get_num_threads()}), "
           f"{platform.processor() or platform.machine()}, devices {jax.devices()}")
     print(f"repeats {args.repeats}, float32, forward + backward (y, dL/dx, dL/dw)")

@@ -15,6 +15,7 @@ CASES = [
     ((2, 8, 8, 1), (3, 3, 1, 2), (2, 1), 1, 2),
     ((1, 6, 9, 2), (2, 3, 2, 2), (1, 2), ((1, 2), (0, 3)), (2, 1)),
     ((1, 5, 5, 2), (2, 4, 2, 3), 1, "SAME", 1),  # even kernels: SAME splits the padding unevenly
+    ((2, 5, 5, 3), (5, 5, 3, 4), 1, "VALID", 1),  # one window per image (LeNet's C5): im2col's corner shortcut
 ]
 
 
@@ -125,6 +126,18 @@ def test_im2col_is_the_patch_matrix_and_col2im_its_adjoint():
     back = C.col2im(c, x_shape=x.shape, kernel_size=(2, 3), **opts)
     assert back.shape == x.shape
     np.testing.assert_allclose(jnp.vdot(p, c), jnp.vdot(x, back), rtol=1e-12)
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation", CASES + [((2, 5, 6, 3), (5, 6, 3, 1), 1, 1, 1)])
+def test_im2col_methods_transposed_patch_matrix_is_the_patch_matrix(xs, ws, stride, padding, dilation):
+    # The tuned im2col path builds Pᵀ channel-first; it must hold exactly im2col's entries, also where the
+    # output is one pixel per image (the corner shortcut) and where padding rules the shortcut out.
+    from jaxmath.conv.conv2d import conv_geometry, patches_transposed
+
+    x, w = data(xs, ws, jnp.float64)
+    geo = conv_geometry(xs, ws, stride=stride, padding=padding, dilation=dilation)
+    p = C.im2col(x, kernel_size=ws[:2], stride=stride, padding=padding, dilation=dilation)
+    np.testing.assert_array_equal(patches_transposed(x, geo), p.T)
 
 
 def test_static_checks_name_the_argument_also_under_an_outer_jit():

@@ -83,6 +83,37 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum_in_row_major_order
     assert float(hand.sum()) == 9.0
 
 
+@pytest.mark.parametrize("shape, window, padding", [
+    ((2, 6, 8, 3), 2, "VALID"), ((1, 7, 9, 2), (2, 3), "VALID"), ((2, 5, 7, 2), 3, ((1, 1), (0, 2))),
+    ((1, 5, 5, 2), 2, "SAME"),
+])
+def test_tiled_pooling_equals_the_reduce_window_reference_with_ties_float64(shape, window, padding):
+    # Tiling windows (stride = window) take the reshape path; the reference is lax.reduce_window, whose CPU
+    # gradient (select-and-scatter) sends δ to the first maximum. Small integers make many ties; odd sizes
+    # leave rows past the last window; padding puts -inf (max) or 0 (avg) taps in the windows.
+    from jaxmath.conv.pooling import _avg_pool_reference, _max_pool_reference, pool_geometry
+
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.integers(0, 3, size=shape), jnp.float64)
+    geo = pool_geometry(shape, window, None, padding)
+    assert geo.stride == geo.window
+    opts = dict(window=window, padding=padding)
+    for pool, reference in ((C.max_pool, _max_pool_reference), (C.avg_pool, _avg_pool_reference)):
+        y, vjp = jax.vjp(lambda x: pool(x, **opts), x)
+        y_ref, vjp_ref = jax.vjp(lambda x: reference(x, geo), x)
+        np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-12, err_msg=pool.__name__)
+        delta = jnp.asarray(rng.normal(size=y.shape), jnp.float64)
+        np.testing.assert_allclose(vjp(delta)[0], vjp_ref(delta)[0], rtol=0, atol=1e-12, err_msg=pool.__name__)
+    # Each window's δ lands on one pixel only, the first maximal one (hand backprop, argmax-based).
+    delta = jnp.ones(y.shape, jnp.float64)
+    got = jax.grad(lambda x: jnp.vdot(C.max_pool(x, **opts), delta))(x)
+    np.testing.assert_array_equal(got, C.max_pool_backprop(x, delta, **opts))
+    # Forward mode works too (no custom derivative rule): the JVP is the directional derivative.
+    tangent = jnp.asarray(rng.normal(size=shape), jnp.float64)
+    _, jvp = jax.jvp(lambda x: C.max_pool(x, **opts), (x,), (tangent,))
+    np.testing.assert_allclose(jnp.vdot(jvp, delta), jnp.vdot(got, tangent), rtol=1e-12)
+
+
 def test_bfloat16_stays_finite_and_static_checks():
     x = jnp.full((1, 4, 4, 2), 3.0, jnp.bfloat16)
     for pool in (C.max_pool, C.avg_pool):

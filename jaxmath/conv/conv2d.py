@@ -122,11 +122,32 @@ def _direct(x, w, geo, precision):
     return y
 
 
+def patches_transposed(x, geo: Geometry):
+    """Pᵀ = ``im2col_geo(x, geo).T`` built directly: (kh·kw·c_in, n·oh·ow), rows ordered (i, j, c).
+
+    The channels go first (x as (c, n, h, w)), so each tap (i, j) contributes c contiguous rows of n·oh·ow
+    pixels: the stack is a copy of large contiguous slices, with no interleaving of the c channels.
+    """
+    n, c = x.shape[0], x.shape[3]
+    (oh, ow) = geo.out
+    if geo.out == (1, 1) and geo.dilation == (1, 1) and not any(geo.pads[0] + geo.pads[1]):
+        # One window per image (LeNet's C5): the patch is the top-left kh × kw corner, no copy per tap.
+        (kh, kw) = geo.window
+        return x[:, :kh, :kw, :].reshape(n, -1).T
+    xc = jnp.transpose(pad_spatial(x, geo.pads), (3, 0, 1, 2))  # (c, n, h + pads, w + pads)
+    taps = [xc[:, :, rows, cols] for _, (_, rows, cols, _) in window_slices(geo)]  # each (c, n, oh, ow)
+    return jnp.stack(taps).reshape(-1, n * oh * ow)
+
+
 def _im2col(x, w, geo, precision):
+    # y = P · W computed as yᵀ = Wᵀ · Pᵀ: with c_out as the rows, the matmul's long dimension n·oh·ow is the
+    # output's contiguous one (c_out = 6 or 16 columns make a poor matmul on CPU), and its weight gradient
+    # δᵀ · P contracts Pᵀ along its rows. The (c_out, n, oh, ow) result is transposed back to NHWC once.
     n, (oh, ow), c_out = x.shape[0], geo.out, w.shape[3]
-    patches = im2col_geo(x, geo)
-    y = jnp.matmul(patches, w.reshape(-1, c_out), precision=precision)
-    return y.reshape(n, oh, ow, c_out)
+    dtype = jnp.result_type(x, w)
+    patches_t = patches_transposed(x.astype(dtype), geo)
+    y_t = jnp.matmul(w.astype(dtype).reshape(-1, c_out).T, patches_t, precision=precision)
+    return jnp.transpose(y_t.reshape(c_out, n, oh, ow), (1, 2, 3, 0))
 
 
 def _xla(x, w, geo, precision):

@@ -6,12 +6,22 @@ windows tile the image). Its derivative routes each output's gradient δ back to
 * average pooling: every pixel of the window receives δ / (kh·kw);
 * max pooling: the window's maximal pixel receives δ, the others 0. **Ties**: when several pixels share the
   maximum, the first one in row-major window order (smallest row, then smallest column) receives all of δ,
-  which is what ``jax.grad`` of ``lax.reduce_window`` max gives on CPU (XLA's select-and-scatter keeps the
-  first maximal element) and what ``torch.nn.functional.max_pool2d`` does. The gradient is then a valid
+  which is what ``jax.grad`` of ``max_pool`` gives (for overlapping windows through ``lax.reduce_window``,
+  whose select-and-scatter keeps the first maximal element on CPU) and what ``torch.nn.functional.max_pool2d``
+  does. The gradient is then a valid
   subgradient, not the symmetric split δ/t among t tied pixels.
 
 Padding: max pooling pads with −∞ (padding never wins); average pooling pads with zeros and divides by the full
 window size kh·kw (``count_include_pad``, as flax's ``avg_pool`` by default).
+
+Two forms compute the same values. Overlapping windows (stride ≠ window) use ``lax.reduce_window``, whose
+derivative is XLA's select-and-scatter. Tiling windows (stride = window, LeNet's 2×2 pooling) take the kh·kw
+strided taps of a reshape and combine them elementwise: XLA:CPU runs select-and-scatter as a slow serial loop,
+while the tiled form differentiates into elementwise selects that fuse with the neighbouring layers. The max
+of the tiled form is a chain of selects, y = t₀ if t₀ = m else (t₁ if t₁ = m else …) with m the window's max,
+so the gradient flows to the first maximal tap only: the same tie rule, under every JAX transformation.
+``_max_pool_reference`` / ``_avg_pool_reference`` keep the ``reduce_window`` form for every geometry; tests
+compare the two.
 """
 
 from __future__ import annotations
@@ -48,6 +58,42 @@ def _reduce(x, geo, init, op):
     return lax.reduce_window(x, init, op, (1, kh, kw, 1), (1, sh, sw, 1), ((0, 0), *geo.pads, (0, 0)))
 
 
+def _tiles(x, geo, fill):
+    """The kh·kw taps of tiling windows (stride = window), row-major: each (n, oh, ow, c), tap (i, j) of every
+    window. Padding takes ``fill``; rows and columns past the last whole window are dropped (as "VALID")."""
+    (kh, kw), (oh, ow) = geo.window, geo.out
+    if any(geo.pads[0]) or any(geo.pads[1]):
+        x = pad_spatial(x, geo.pads, fill)
+    n, c = x.shape[0], x.shape[3]
+    blocks = x[:, :oh * kh, :ow * kw, :].reshape(n, oh, kh, ow, kw, c)
+    return [blocks[:, :, i, :, j, :] for i in range(kh) for j in range(kw)]
+
+
+def _is_tiling(geo):
+    return geo.stride == geo.window
+
+
+def _first_max(taps):
+    """Elementwise max of ``taps`` whose derivative goes to the first maximal tap (a chain of selects)."""
+    top = taps[0]
+    for t in taps[1:]:
+        top = jnp.maximum(top, t)
+    top = lax.stop_gradient(top)
+    # Without a tap equal to the max (a NaN in the window) the result is the max itself, NaN, as reduce_window.
+    out = top
+    for t in reversed(taps):
+        out = jnp.where(t == top, t, out)
+    return out
+
+
+def _max_pool_reference(x, geo):
+    return _reduce(x, geo, _lowest(x.dtype), lax.max)
+
+
+def _avg_pool_reference(x, geo):
+    return _reduce(x, geo, np.array(0, x.dtype), lax.add) / jnp.array(geo.window[0] * geo.window[1], x.dtype)
+
+
 @functools.partial(jax.jit, static_argnames=("window", "stride", "padding"))
 def max_pool(x, *, window=2, stride=None, padding="VALID"):
     """Max pooling: y[b, p, q, c] = max_{i<kh, j<kw} x̃[b, p·s_h + i, q·s_w + j, c] (x̃ padded with −∞).
@@ -62,7 +108,9 @@ def max_pool(x, *, window=2, stride=None, padding="VALID"):
       (n, oh, ow, c) array of x's dtype.
     """
     geo = pool_geometry(x.shape, window, stride, padding)
-    return _reduce(x, geo, _lowest(x.dtype), lax.max)
+    if _is_tiling(geo):
+        return _first_max(_tiles(x, geo, _lowest(x.dtype)))
+    return _max_pool_reference(x, geo)
 
 
 @functools.partial(jax.jit, static_argnames=("window", "stride", "padding"))
@@ -72,8 +120,13 @@ def avg_pool(x, *, window=2, stride=None, padding="VALID"):
     Args and returns as ``max_pool``; padded zeros count in the mean.
     """
     geo = pool_geometry(x.shape, window, stride, padding)
-    total = _reduce(x, geo, np.array(0, x.dtype), lax.add)
-    return total / jnp.array(geo.window[0] * geo.window[1], x.dtype)
+    if _is_tiling(geo):
+        taps = _tiles(x, geo, np.array(0, x.dtype))
+        total = taps[0]
+        for t in taps[1:]:
+            total = total + t
+        return total / jnp.array(geo.window[0] * geo.window[1], x.dtype)
+    return _avg_pool_reference(x, geo)
 
 
 def _check_delta(delta, geo, x):
