@@ -26,7 +26,9 @@ same ``make_train_step`` therefore runs on 1 to N devices:
   global batch to ``shard_batch`` (rows ``process_index * B/P`` to ``(process_index+1) * B/P``),
   which assembles the global array with ``jax.make_array_from_process_local_data``.
   ``jaxmath.devices.distributed`` packages this: ``initialize``, ``global_mesh``, ``load_process_shard``,
-  and ``train_epoch`` / ``evaluate`` that pad and mask a ragged last batch instead of dropping it.
+  and ``train_epoch`` / ``evaluate`` that pad and mask a ragged last batch instead of dropping it;
+  ``jaxmath.devices.parallel_fit.fit`` adds epochs, validation and early stopping around them (what
+  ``jaxmath train mlp|cnn --devices all`` and ``--distributed`` run).
 * **Testing without accelerators**: ``XLA_FLAGS=--xla_force_host_platform_device_count=8``
   (set before JAX starts) makes the CPU appear as 8 devices.
 """

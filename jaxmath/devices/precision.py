@@ -27,7 +27,9 @@ its smallest normal number is 6e-5 (2^-14), so small gradients underflow to zero
 multiplied by a large factor. bfloat16 has 8 exponent bits, the same as float32, so it covers the same range
 (about 1e-38 to 3e38): gradients that float32 can hold do not underflow in bfloat16; they only lose mantissa
 bits (8 significant bits instead of 24), and that rounding is what the float32 master params absorb: each
-small update is added to a float32 weight, not to a bfloat16 one where it would round away.
+small update is added to a float32 weight, not to a bfloat16 one where it would round away. LeNet-5 takes the
+same ``compute_dtype`` (``lenet5.make(compute_dtype="bfloat16")``: convolution and matmul inputs), and the
+command line has it as ``jaxmath train mlp|cnn --compute-dtype bfloat16`` (params and optimizer state float32).
 """
 
 from __future__ import annotations
