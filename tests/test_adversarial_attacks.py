@@ -56,7 +56,6 @@ def test_attacks_return_the_shape_and_dtype_of_x():
     params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), params)
     for out in (
         adversarial.fgsm(_linear_apply, params, x, labels, eps=0.1),
-        adversarial.pgd(_linear_apply, params, x, labels, KEY, eps=0.1, step_size=0.02, num_steps=3),
         adversarial.pgd(_linear_apply, params, x, labels, KEY, eps=0.5, step_size=0.1, num_steps=3, norm="l2",
                         num_restarts=2, loss="cw_margin", targeted=True),
     ):
@@ -202,7 +201,8 @@ def test_l2_random_start_is_uniform_in_the_ball():
     delta = np.asarray(out - x, np.float64)
     r = np.linalg.norm(delta, axis=1)
     assert r.max() <= eps * (1 + 1e-6)
-    assert abs(np.mean(r < eps / 2) - 0.5**d) < 0.01
+    for fraction in (0.5, 0.8):
+        assert abs(np.mean(r < fraction * eps) - fraction**d) < 0.012
     assert np.all(np.abs((delta / r[:, None]).mean(axis=0)) < 0.03)
 
 
@@ -260,8 +260,6 @@ def test_vmap_over_eps_equals_a_loop_and_eps_may_be_traced():
     for i, e in enumerate(eps):
         np.testing.assert_allclose(stacked[i], attack(e), rtol=0, atol=1e-6)
     np.testing.assert_allclose(stacked[0], x, atol=0)  # eps = 0: nowhere to go
-    fg = jax.vmap(lambda e: adversarial.fgsm(model.apply, params, x, labels, eps=e))(eps)
-    np.testing.assert_allclose(fg[2], adversarial.fgsm(model.apply, params, x, labels, eps=0.2), atol=1e-7)
 
 
 # --------------------------------------------------------------------------- dtypes
@@ -272,7 +270,7 @@ def test_other_dtypes_stay_in_the_ball_and_finite(dtype):
     model, params, x, labels = _small_mlp(dtype=dtype, n=8)
     for norm, eps in ((("linf", 0.1),) if dtype == "float64" else (("l2", 0.5),)):
         out = adversarial.pgd(model.apply, params, x, labels, KEY, eps=eps, step_size=eps / 3, num_steps=4,
-                              norm=norm, num_restarts=2, loss="cw_margin")
+                              norm=norm, num_restarts=2 if dtype == "float64" else 1, loss="cw_margin")
         assert out.dtype == jnp.dtype(dtype)
         delta = np.asarray(out.astype(jnp.float64) - x.astype(jnp.float64))
         assert np.all(np.isfinite(delta))
@@ -344,15 +342,24 @@ def test_bad_input_is_refused_naming_the_argument():
 
 
 def _loop_accuracy(apply_fn, params, x, labels, key, eps_values, batch_size, **options):
-    """robust_accuracy's definition, written as a plain host loop over eps and batches."""
+    """robust_accuracy's definition as a plain host loop over eps and batches.
+
+    The last batch is padded with copies of its first row, as documented, so that its random starts are the
+    same draws; only its real rows are counted.
+    """
     out = []
     for e in eps_values:
         hits = 0
         for b, start in enumerate(range(0, len(x), batch_size)):
-            xb, lb = x[start:start + batch_size], labels[start:start + batch_size]
-            xa = adversarial.pgd(apply_fn, params, xb, lb, jax.random.fold_in(key, b), eps=e, **options)
-            clean = np.asarray(jnp.argmax(apply_fn(params, xb), axis=1) == lb)
-            hits += int(np.sum(clean & np.asarray(jnp.argmax(apply_fn(params, xa), axis=1) == lb)))
+            xb, lb = np.asarray(x[start:start + batch_size]), np.asarray(labels[start:start + batch_size])
+            rows = len(xb)
+            xb = np.concatenate([xb, np.repeat(xb[:1], batch_size - rows, axis=0)])
+            lb = np.concatenate([lb, np.repeat(lb[:1], batch_size - rows, axis=0)])
+            xa = adversarial.pgd(apply_fn, params, jnp.asarray(xb), jnp.asarray(lb), jax.random.fold_in(key, b), eps=e,
+                                 **options)
+            clean = np.asarray(jnp.argmax(apply_fn(params, jnp.asarray(xb)), axis=1)) == lb
+            robust = np.asarray(jnp.argmax(apply_fn(params, xa), axis=1)) == lb
+            hits += int(np.sum((clean & robust)[:rows]))
         out.append(hits / len(x))
     return np.asarray(out)
 
@@ -375,10 +382,6 @@ def test_robust_accuracy_on_a_ragged_last_batch_matches_a_loop_and_compiles_once
     assert curve.clean_accuracy == clean == 0.8
     np.testing.assert_allclose(curve.accuracy, _loop_accuracy(apply_fn, params, x, labels, KEY, eps, 10, **options))
     assert curve.accuracy[0] == clean and curve.accuracy[-1] < clean
-    # FGSM is deterministic, so the batch size cannot change it
-    a = adversarial.robust_accuracy(apply_fn, params, x, labels, KEY, eps=eps, attack="fgsm", batch_size=7)
-    b = adversarial.robust_accuracy(apply_fn, params, x, labels, KEY, eps=eps, attack="fgsm", batch_size=100)
-    np.testing.assert_array_equal(a.accuracy, b.accuracy)
 
 
 # --------------------------------------------------------------------------- on a trained MNIST network
@@ -401,20 +404,19 @@ def trained():
 @pytest.mark.slow
 def test_trained_mlp_clean_above_fgsm_above_pgd_and_accuracy_falls_to_zero(trained):
     model, params, x, labels = trained
-    eps = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
+    eps = [0.0, 0.05, 0.1, 0.2, 0.5]
     fg = adversarial.robust_accuracy(model.apply, params, x, labels, KEY, eps=eps, attack="fgsm")
     pg = adversarial.robust_accuracy(model.apply, params, x, labels, KEY, eps=eps,
-                                     step_size=[e / 8 for e in eps], num_steps=20)
+                                     step_size=[e / 4 for e in eps], num_steps=10)
     assert fg.clean_accuracy == pg.clean_accuracy > 0.88
     i = eps.index(0.1)
     assert pg.clean_accuracy > fg.accuracy[i] > pg.accuracy[i], (fg, pg)
     assert np.all(np.diff(pg.accuracy) <= 0.005), pg  # more room, weaker model
     assert pg.accuracy[0] == pg.clean_accuracy and pg.accuracy[-1] < 0.05
     assert np.all(pg.accuracy <= fg.accuracy + 0.005)
-    # two points of the curve recomputed by a plain loop (one batch of 1000)
-    loop = [_loop_accuracy(model.apply, params, x, labels, KEY, [e], 1000, step_size=e / 8, num_steps=20)[0]
-            for e in eps[1:3]]
-    np.testing.assert_allclose(pg.accuracy[1:3], loop)
+    # one point of the curve recomputed by a plain pgd call (one batch of 1000)
+    loop = _loop_accuracy(model.apply, params, x, labels, KEY, [0.1], 1000, step_size=0.1 / 4, num_steps=10)
+    np.testing.assert_allclose(pg.accuracy[i], loop[0])
 
 
 @pytest.mark.slow
@@ -422,7 +424,7 @@ def test_targeted_pgd_reaches_the_target_on_most_inputs(trained):
     model, params, x, labels = trained
     targets = (labels + 1) % 10
     for loss in ("cross_entropy", "cw_margin"):
-        xa = adversarial.pgd(model.apply, params, x, targets, KEY, eps=0.3, step_size=0.01, num_steps=40,
+        xa = adversarial.pgd(model.apply, params, x, targets, KEY, eps=0.3, step_size=0.02, num_steps=20,
                              loss=loss, targeted=True)
         hit = float(jnp.mean(jnp.argmax(model.apply(params, xa), axis=1) == targets))
         assert hit > 0.9, (loss, hit)

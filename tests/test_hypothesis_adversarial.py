@@ -15,15 +15,14 @@ from hypothesis import strategies as st
 
 from jaxmath import adversarial
 
-SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=10, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
 # (x shape, num_steps, random_start, num_restarts, loss, targeted, clip): few enough to compile quickly
 CONFIGS = [
     ((3, 6), 3, True, 1, "cross_entropy", False, (0.0, 1.0)),
     ((2, 2, 3), 4, True, 2, "cw_margin", True, (0.0, 1.0)),
-    ((3, 6), 2, False, 1, "cw_margin", False, (0.2, 0.8)),
-    ((3, 6), 0, True, 1, "cross_entropy", True, (0.2, 0.8)),
+    ((3, 6), 0, False, 1, "cw_margin", False, (0.2, 0.8)),
 ]
 
 

@@ -169,16 +169,13 @@ def _random_start(key, x, eps, norm):
     eps_w = eps.astype(wide)
     if norm == "linf":
         return (jax.random.uniform(key, x.shape, wide, minval=-1.0, maxval=1.0) * eps_w).astype(x.dtype)
-    # Uniform in the d-ball: a Gaussian direction (isotropic, so uniform on the sphere) times the radius
-    # ε·U^{1/d}, because the volume inside radius r grows as r^d.
-    d = math.prod(x.shape[1:])
-    k_dir, k_rad = jax.random.split(key)
-    g = jax.random.normal(k_dir, x.shape, wide)
-    g_norm = jnp.sqrt(jnp.sum(g * g, axis=tuple(range(1, x.ndim))))
-    u = jax.random.uniform(k_rad, (x.shape[0],), wide)
-    radius = eps_w * u ** jnp.asarray(1.0 / d, wide)
-    scale = radius / jnp.maximum(g_norm, jnp.finfo(wide).tiny)
-    return (g * _per_row(scale, g)).astype(x.dtype)
+    # Uniform in the d-ball from one Gaussian draw: normalise g ~ N(0, I_{d+2}) onto the unit sphere of
+    # R^{d+2} and keep its first d coordinates (Voelker, Gosmann and Stewart 2017). One draw instead of a
+    # direction plus a radius ε·U^{1/d}, which gives the same distribution.
+    n, d = x.shape[0], math.prod(x.shape[1:])
+    g = jax.random.normal(key, (n, d + 2), wide)
+    on_sphere = g / jnp.sqrt(jnp.sum(g * g, axis=1, keepdims=True))
+    return (eps_w * on_sphere[:, :d]).reshape(x.shape).astype(x.dtype)
 
 
 def _pgd_step(x_adv, grad, x, eps, step_size, norm, clip):
@@ -241,12 +238,12 @@ def pgd(
     no longer predicted) before an unsuccessful one, then the highest objective J. So R restarts are never
     weaker than one run with the same key.
 
-    Random start (drawn in at least float32, then cast to x's dtype): L∞ draws δ ~ U[−ε, ε]^d as
-    ``ε · jax.random.uniform(k_r, x.shape, minval=-1, maxval=1)``; L2 splits ``k_dir, k_rad =
-    jax.random.split(k_r)`` and draws a direction u = g/‖g‖ with g ~ N(0, I_d) (``jax.random.normal(k_dir,
-    x.shape)``) and a radius ε·U^{1/d}, U ~ U(0, 1) (``jax.random.uniform(k_rad, (n,))``): uniform in the
-    d-dimensional ball (d = pixels per example), because the volume within radius r grows as r^d; in high
-    dimension nearly all of it lies near the sphere. The start is clipped to the clip range.
+    Random start (drawn in at least float32, then cast to x's dtype, then clipped to the clip range): L∞
+    draws δ ~ U[−ε, ε]^d as ``ε · jax.random.uniform(k_r, x.shape, minval=-1, maxval=1)``; L2 draws δ
+    uniform in the d-ball of radius ε (d = pixels per example): ``g = jax.random.normal(k_r, (n, d + 2))``
+    is normalised onto the unit sphere of R^{d+2} and its first d coordinates, times ε, are δ (a uniform
+    point on the sphere S^{d+1} projects to a uniform point of the d-ball; Voelker et al. 2017). The density
+    of ‖δ‖ grows as r^{d−1}, so in high dimension nearly all starts lie near the sphere.
 
     Args:
       apply_fn: ``apply_fn(params, x) -> (n, k)`` logits (static).
