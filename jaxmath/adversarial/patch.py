@@ -67,8 +67,9 @@ def apply_patch(x: Array, patch: Array, positions: Array) -> Array:
         A(x, P, l)_{r,c} = P_{r−l₀, c−l₁}  if 0 ≤ r − l₀ < p and 0 ≤ c − l₁ < q,  else x_{r,c}
 
     One ``lax.dynamic_update_slice`` per image under ``vmap``; differentiable in ``x`` and ``patch``. As with
-    every dynamic slice, a position past the edge is clamped to [0, H − p] × [0, W − q], so the patch always
-    lies whole inside the image.
+    every JAX dynamic slice, a negative position counts from the end (−k → H − k) and the result is clamped to
+    [0, H − p] × [0, W − q], so the patch always lies whole inside the image (:func:`random_positions` draws
+    only places that fit).
 
     Args:
       x: ``(n, H, W)`` float images.
