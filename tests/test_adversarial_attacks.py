@@ -408,7 +408,7 @@ def test_trained_mlp_clean_above_fgsm_above_pgd_and_accuracy_falls_to_zero(train
     fg = adversarial.robust_accuracy(model.apply, params, x, labels, KEY, eps=eps, attack="fgsm")
     pg = adversarial.robust_accuracy(model.apply, params, x, labels, KEY, eps=eps,
                                      step_size=[e / 4 for e in eps], num_steps=10)
-    assert fg.clean_accuracy == pg.clean_accuracy > 0.88
+    assert fg.clean_accuracy == pg.clean_accuracy > 0.85  # measured 0.887 with these settings
     i = eps.index(0.1)
     assert pg.clean_accuracy > fg.accuracy[i] > pg.accuracy[i], (fg, pg)
     assert np.all(np.diff(pg.accuracy) <= 0.005), pg  # more room, weaker model

@@ -12,6 +12,11 @@ with ``L`` the loss named by ``loss`` (``jaxmath.adversarial.cross_entropy`` or 
 only, so training through it (Madry et al.'s min-max, by Danskin's theorem) differentiates the loss at the
 attack's output, never through the attack.
 
+The gradient of Σ_i J_i is taken once for the whole batch, which is each example's own gradient as long as
+``apply_fn`` treats rows independently (true of jaxmath's models; not of batch statistics computed in the
+forward pass). The ball guarantees assume x lies in the clip range: clipping then never moves a pixel away from
+x, so it cannot push x' out of the ball.
+
 Both are jitted with ``apply_fn`` and the options static. ``eps`` and ``step_size`` are traced, so
 ``jax.vmap`` over ``eps`` gives a whole robustness curve from one compile. A negative ``eps`` (no ball) turns
 the output into NaN so it cannot pass unnoticed; host entry points (``robust_accuracy``, the CLI) refuse it
@@ -100,7 +105,7 @@ def _objective_and_logits(apply_fn, params, x_adv, labels, *, loss, targeted):
 
 
 def _objective_grad(apply_fn, params, x_adv, labels, *, loss, targeted):
-    """∇ₓ J for every example at once: the examples are independent, so the gradient of Σ_i J_i is per row."""
+    """∇ₓ J for every example at once (rows are independent, so ∇ of Σ_i J_i is each row's own gradient)."""
 
     def total(xa):
         value, logits = _objective_and_logits(apply_fn, params, xa, labels, loss=loss, targeted=targeted)
