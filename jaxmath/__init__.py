@@ -7,6 +7,7 @@ jit and vmap, and run unchanged on CPU, GPU and TPU.
 
 The bare math:   activations, losses, regularizers, distances, stats, conv
 Families:        optim, models, training, unsupervised, datasets, bench, devices
+Fooling networks: adversarial (attacks, fooling images, the patch, adversarial training), dream
 Reliability:     checkpoint (atomic saves, exact resume)
 
 ``import jaxmath`` loads jax and numpy and nothing heavier: ``jaxmath.plot`` (matplotlib, the ``plot`` extra)
@@ -57,6 +58,8 @@ from jaxmath import datasets as datasets
 from jaxmath import bench as bench
 from jaxmath import devices as devices
 from jaxmath import checkpoint as checkpoint
+from jaxmath import adversarial as adversarial
+from jaxmath import dream as dream
 
 for _signum, _handler in _previous_handlers.items():
     _signal.signal(_signum, _handler)
@@ -77,4 +80,6 @@ __all__ = [
     "bench",
     "devices",
     "checkpoint",
+    "adversarial",
+    "dream",
 ]
