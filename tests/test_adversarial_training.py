@@ -103,6 +103,28 @@ def test_gradient_is_danskins_the_clean_gradient_at_the_fixed_adversarial_x(norm
     assert diff > 1e-6
 
 
+def test_an_attack_that_depends_differentiably_on_params_is_still_a_constant_for_the_gradient():
+    # adversarial.pgd stops the gradient into params itself; a hand-written attack need not, and the wrapper
+    # must still give Danskin's gradient, not the gradient through the attack.
+    model = _model("float64")
+    params = model.init(jax.random.key(5))
+    x, labels = _data()
+    clean = training.make_classifier_loss(model, num_classes=SIZES[-1])
+
+    def attack(p, z, y, key):
+        del key
+        return jnp.clip(z + 0.1 * jnp.tanh(jnp.sum(p[0][0]) + z), 0.0, 1.0)
+
+    adv = adversarial.adversarial_loss(clean, attack, flatten=True)
+    x01 = jnp.asarray(np.asarray(x, np.float64).reshape(len(x), -1) / 255.0)
+    x_adv = attack(params, x01, labels, None)
+    danskin = jax.grad(lambda p: clean(p, (x_adv, labels))[0])(params)
+    through = jax.grad(lambda p: clean(p, (attack(p, x01, labels, None), labels))[0])(params)
+    got = jax.grad(lambda p: adv(p, (x, labels), key=jax.random.key(0))[0])(params)
+    chex.assert_trees_all_close(got, danskin, rtol=1e-10, atol=1e-12)
+    assert float(jnp.max(jnp.abs(through[0][0] - danskin[0][0]))) > 1e-6
+
+
 def test_bfloat16_adversarial_loss_and_gradient_stay_finite():
     model = _model("bfloat16")
     params = model.init(jax.random.key(0))
