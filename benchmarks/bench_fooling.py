@@ -129,8 +129,8 @@ def main(argv=None):
                                        max_steps=args.patch_steps, batch_size=args.patch_batch,
                                        learning_rate=args.patch_lr, seed=args.seed + 10)
             for size, r in row["patch"].items():
-                print(f"  patch {size}: mean success {r['mean_success']:.3f} vs noise {r['mean_noise_patch_success']:.3f}",
-                      flush=True)
+                print(f"  patch {size}: mean success {r['mean_success']:.3f} "
+                      f"vs noise {r['mean_noise_patch_success']:.3f}", flush=True)
         report["models"][directory] = row
     if args.json:
         with open(args.json, "w") as f:

@@ -115,36 +115,34 @@ def test_patch_success_rate_equals_a_numpy_count():
 # --- fit_patch ---------------------------------------------------------------------------------------------
 
 
-def _fit(key=0, dtype=jnp.float32, **changes):
-    kwargs = dict(target=1, patch_size=3, max_steps=4, batch_size=8, learning_rate=0.1)
+def _fit(key=0, dtype=jnp.float64, **changes):
+    # one compiled fit (float64, 200 steps) shared by the tests below: CI time is compile time
+    kwargs = dict(target=1, patch_size=3, max_steps=200, batch_size=8, learning_rate=0.05)
     kwargs.update(changes)
     x = np.random.default_rng(4).integers(0, 256, size=(30, H, W), dtype=np.uint8)
     return adversarial.fit_patch(linear_apply, linear_params(dtype), x, jax.random.key(key), **kwargs)
 
 
-def test_fit_patch_shapes_info_and_determinism():
+def test_fit_patch_shapes_info_determinism_and_descent():
     patch, info = _fit()
-    assert patch.shape == (3, 3) and patch.dtype == jnp.float32
+    assert patch.shape == (3, 3) and patch.dtype == jnp.float64
     assert float(patch.min()) >= 0.0 and float(patch.max()) <= 1.0
-    assert info.loss_history.shape == (4,) and np.all(np.isfinite(np.asarray(info.loss_history)))
-    assert int(info.num_steps) == 4 and not bool(info.nonfinite) and int(info.first_nonfinite_step) == -1
+    history = np.asarray(info.loss_history)
+    assert history.shape == (200,) and np.all(np.isfinite(history))
+    assert int(info.num_steps) == 200 and not bool(info.nonfinite) and int(info.first_nonfinite_step) == -1
+    # the mean batch loss of the last steps is below that of the first (the patch starts as noise)
+    assert history[-20:].mean() < history[:20].mean()
     again, info_again = _fit()
     np.testing.assert_array_equal(patch, again)
     np.testing.assert_array_equal(info.loss_history, info_again.loss_history)
-    other, _ = _fit(key=1)
-    assert not np.array_equal(np.asarray(patch), np.asarray(other))
-
-
-def test_fit_patch_descends_the_targets_cross_entropy_on_a_linear_model():
-    # float64: the mean batch loss of the last steps is below that of the first (the patch starts as noise)
-    patch, info = _fit(dtype=jnp.float64, max_steps=200, learning_rate=0.05)
-    assert patch.dtype == jnp.float64
-    history = np.asarray(info.loss_history)
-    assert history[-20:].mean() < history[:20].mean()
+    # another key draws other batches (the patch itself may reach the same corner of [0, 1]^(p×p): for a
+    # linear model the best patch is pixel-wise 0 or 1)
+    _, info_other = _fit(key=1)
+    assert not np.array_equal(np.asarray(info.loss_history), np.asarray(info_other.loss_history))
 
 
 def test_fit_patch_in_bfloat16_stays_finite():
-    patch, info = _fit(dtype=jnp.bfloat16)
+    patch, info = _fit(dtype=jnp.bfloat16, max_steps=4)
     assert patch.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(patch, np.float32)))
     assert not bool(info.nonfinite)
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxmath import _validation as V
@@ -244,9 +245,10 @@ def check_target(target: Any, num_classes: int) -> Array:
 
 def _check_shape(shape):
     if not isinstance(shape, (tuple, list)) or not shape or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape):
-        raise ValueError(f"shape must be one image's shape, a tuple of positive ints such as (28, 28), got shape={shape!r}")
-    return tuple(shape)
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in shape):
+        raise ValueError(
+            f"shape must be one image's shape, a tuple of positive ints such as (28, 28), got shape={shape!r}")
+    return tuple(int(s) for s in shape)
 
 
 def fooling_image(
@@ -255,7 +257,7 @@ def fooling_image(
 ) -> tuple[Array, FoolingInfo]:
     """Images the model classifies as ``target`` with probability ≥ ``confidence``, grown from uniform noise.
 
-        x⁰ ~ U[0, 1]^shape (``jax.random.uniform(key, (n,) + shape, dtype)``),
+        x⁰ ~ U[0, 1]^shape (``jax.random.uniform(key, (n,) + shape, dtype)``, n = 1 for a scalar target),
         xᵏ⁺¹ = clip(xᵏ + η ∇ₓJ(xᵏ), 0, 1),   J(x) = log softmax(f(x))_t − λ R(x)     (:func:`fooling_objective`)
 
     One step is one gradient step on every image not yet confident; an image that reaches
