@@ -141,7 +141,8 @@ def deep_dream(
 
     Args:
       objective: ``objective(params, x) -> (n,)`` per-image values to maximise, e.g.
-        ``dream.layer_objective(model, "c3", channel=5)``; it receives images of ``x``'s shape.
+        ``dream.layer_objective(model, "c3", channel=5)``; it receives images of ``x``'s shape. Static: keep
+        one function object across calls (a new lambda compiles anew).
       params: the network's params.
       x: ``(n, H, W)`` float pixels in [0, 1], the images to start from (digits or noise).
       key: PRNG key for the jitter.
