@@ -3,14 +3,17 @@
 
 The flags are checked before any data is loaded. ``setup`` then starts ``jax.distributed`` when asked (before
 anything else touches a JAX backend), builds the mesh and checks that the batch splits over it; ``load``
-reads this process's contiguous rows of a split. The training loop is ``jaxmath.devices.parallel_fit.fit``.
+reads this process's contiguous rows of a split; ``train`` runs ``jaxmath.devices.parallel_fit.fit``.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import warnings
 from typing import Any, Callable
+
+from jaxmath.cli import Interrupted
 
 from jaxmath.devices.distributed import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 
@@ -105,6 +108,55 @@ def load(split: str, data_dir: Any) -> tuple[tuple[Any, Any], int]:
     x, labels = load_mnist(split, data_dir)
     rows = distributed.shard_rows(len(labels))
     return (x[rows], labels[rows]), len(labels)
+
+
+def train(model_name, args, model, loss, num_classes, data, rows, mesh, *, make_optimizer, learning_rate, fail):
+    """``jaxmath train``'s training for ``--devices`` / ``--distributed``: the masked loss,
+    ``devices.parallel_fit.fit``; returns ``(params, run)`` as the one-device path does, plus the run's own
+    ``evaluate`` (every process's rows) for the report.
+
+    ``data`` holds this process's rows of each split, ``rows`` the splits' global row counts;
+    ``make_optimizer(optim, rate)`` builds the optimizer of ``--optimizer``.
+    """
+    import jax
+
+    from jaxmath import optim, training
+    from jaxmath.devices import distributed, parallel_fit
+
+    lr = rate = learning_rate
+    if args.lr_schedule == "cosine":
+        steps = args.epochs * distributed.num_batches(rows["--train"], args.batch_size)
+        rate = optim.cosine_decay(init_value=lr, decay_steps=steps)
+    loss_fn = distributed.make_masked_classifier_loss(model, num_classes=num_classes, loss=loss)
+    step = training.make_train_step(loss_fn, make_optimizer(optim, rate))
+    init_key, shuffle_key = jax.random.split(jax.random.key(args.seed))
+    settings = {"model": model_name, "loss": loss, "optimizer": args.optimizer, "learning_rate": lr,
+                "lr_schedule": args.lr_schedule, "epochs": args.epochs, "batch_size": args.batch_size,
+                "patience": args.patience, "seed": args.seed, "compute_dtype": args.compute_dtype,
+                "devices": int(mesh.devices.size), "processes": jax.process_count()}
+    val = data.get("--val")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the CLI reports a non-finite stop itself
+            state, info = parallel_fit.fit(
+                step.init(model.init(init_key), key=shuffle_key), *data["--train"], train_step=step, mesh=mesh,
+                num_epochs=args.epochs, batch_size=args.batch_size, key=shuffle_key, global_rows=rows["--train"],
+                validation_data=val, validation_rows=rows.get("--val"), patience=args.patience,
+                progress=not args.no_progress)
+    except KeyboardInterrupt:
+        raise Interrupted(f"jaxmath train {model_name}: interrupted; nothing saved (data-parallel runs write "
+                          "no checkpoints yet)") from None
+    except (ValueError, TypeError) as err:
+        raise fail(err) from None
+    params = info.best_params if val is not None else state.params
+
+    def evaluate(params, name, split_data):
+        metrics = distributed.evaluate(params, *split_data, loss_fn=loss_fn, mesh=mesh,
+                                       global_rows=rows[f"--{name}"])
+        return {"accuracy": metrics["accuracy"], "loss": metrics["loss"], "examples": metrics["count"]}
+
+    return params, {"loss_fn": loss_fn, "info": info, "settings": settings, "evaluate": evaluate,
+                    "trained_rows": rows["--train"], "mesh": parallel_fit.mesh_description(mesh)}
 
 
 def is_main_process() -> bool:

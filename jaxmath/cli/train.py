@@ -7,7 +7,9 @@ A thin shell: it checks the flags (before any data is loaded or anything compile
 ``evaluate``), ``jaxmath.optim``, ``jaxmath.datasets`` for the data and the overlap check,
 ``jaxmath.models.save`` for ``--save``, ``jaxmath.checkpoint`` (through ``fit``) for ``--checkpoint`` and
 ``jaxmath.plot`` for the pictures. ``mlp`` and ``cnn`` share one code path (:func:`_run_mnist`); the table
-and the JSON report live in ``jaxmath.cli._report``, the seed and memory checks in ``jaxmath.cli._guards``.
+and the JSON report live in ``jaxmath.cli._report``, the seed and memory checks in ``jaxmath.cli._guards``,
+``--devices`` / ``--distributed`` (data parallel on a mesh, ``jaxmath.devices.parallel_fit``) in
+``jaxmath.cli._mesh``; ``--compute-dtype bfloat16`` is the models' ``compute_dtype``.
 
 Nothing trained is lost: every output is probed writable before training; the params are saved before the
 JSON and the plot are written; Ctrl-C or SIGTERM during training saves the last completed epoch (with
@@ -245,53 +247,6 @@ def _check_memory(model_name, args, model, loss, example_shape) -> None:
         raise _fail(model_name, problem)
 
 
-def _train_on_mesh(model_name, args, model, loss, num_classes, data, rows, mesh):
-    """``_train`` for ``--devices`` / ``--distributed``: the masked loss, ``devices.parallel_fit.fit``.
-
-    ``data`` holds this process's rows of each split, ``rows`` the splits' global row counts.
-    """
-    import jax
-
-    from jaxmath import optim, training
-    from jaxmath.devices import distributed, parallel_fit
-
-    lr = _learning_rate(args, loss)
-    rate = lr
-    if args.lr_schedule == "cosine":
-        steps = args.epochs * distributed.num_batches(rows["--train"], args.batch_size)
-        rate = optim.cosine_decay(init_value=lr, decay_steps=steps)
-    loss_fn = distributed.make_masked_classifier_loss(model, num_classes=num_classes, loss=loss)
-    step = training.make_train_step(loss_fn, OPTIMIZERS[args.optimizer][0](optim, rate))
-    init_key, shuffle_key = jax.random.split(jax.random.key(args.seed))
-    settings = {"model": model_name, "loss": loss, "optimizer": args.optimizer, "learning_rate": lr,
-                "lr_schedule": args.lr_schedule, "epochs": args.epochs, "batch_size": args.batch_size,
-                "patience": args.patience, "seed": args.seed, "compute_dtype": args.compute_dtype,
-                "devices": int(mesh.devices.size), "processes": jax.process_count()}
-    val = data.get("--val")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # the CLI reports a non-finite stop itself
-            state, info = parallel_fit.fit(
-                step.init(model.init(init_key), key=shuffle_key), *data["--train"], train_step=step, mesh=mesh,
-                num_epochs=args.epochs, batch_size=args.batch_size, key=shuffle_key, global_rows=rows["--train"],
-                validation_data=val, validation_rows=rows.get("--val"), patience=args.patience,
-                progress=not args.no_progress)
-    except KeyboardInterrupt:
-        raise Interrupted(f"jaxmath train {model_name}: interrupted; nothing saved (data-parallel runs write "
-                          "no checkpoints yet)") from None
-    except (ValueError, TypeError) as err:
-        raise _fail(model_name, err) from None
-    params = info.best_params if val is not None else state.params
-
-    def evaluate(params, name, split_data):
-        metrics = distributed.evaluate(params, *split_data, loss_fn=loss_fn, mesh=mesh,
-                                       global_rows=rows[f"--{name}"])
-        return {"accuracy": metrics["accuracy"], "loss": metrics["loss"], "examples": metrics["count"]}
-
-    return params, {"loss_fn": loss_fn, "info": info, "settings": settings, "evaluate": evaluate,
-                    "trained_rows": rows["--train"], "mesh": parallel_fit.mesh_description(mesh)}
-
-
 def _train(model_name, args, model, loss, num_classes, train, val):
     """Build loss, step and state from the flags and run ``training.fit``; return ``(params, run)``.
 
@@ -395,7 +350,10 @@ def _run_mnist(args: argparse.Namespace, model_name: str, make_model, *, loss: s
     if mesh is None:
         params, run = _train(model_name, args, model, loss, 10, data["--train"], data.get("--val"))
     else:
-        params, run = _train_on_mesh(model_name, args, model, loss, 10, data, rows, mesh)
+        optimizer = OPTIMIZERS[args.optimizer][0]
+        params, run = _mesh.train(model_name, args, model, loss, 10, data, rows, mesh,
+                                  make_optimizer=optimizer, learning_rate=_learning_rate(args, loss),
+                                  fail=fail)
     run["settings"].update({"train": args.train, "val": args.val, "eval": args.eval})
     if model_name == "cnn":
         run["settings"]["network"] = args.model
