@@ -525,9 +525,12 @@ def test_distributed_2_processes_x_2_cpus_match_the_replayed_global_batches(tmp_
     with socket.socket() as s:  # a free port for the coordinator (as tests/test_distributed.py finds one)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    argv = [*MESH_ARGS, "--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-            "--save", str(tmp_path / "m"), "--json", str(tmp_path / "r.json")]
-    procs = [_launch([*argv, "--process-id", str(i)], _device_env(2)) for i in range(2)]
+    argv = [*MESH_ARGS, "--distributed", "--save", str(tmp_path / "m"), "--json", str(tmp_path / "r.json")]
+    # Process 0 takes the coordinator from flags, process 1 from the environment variables.
+    procs = [_launch([*argv, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "0"],
+                     _device_env(2)),
+             _launch(argv, {**_device_env(2), "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+                            "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"})]
     (code0, out0, err0), (code1, out1, err1) = _wait(procs)
     assert code0 == 0 and code1 == 0, err0[-3000:] + err1[-3000:]
     assert "  mesh            2 processes × 2 cpu (batch)" in out0.splitlines()
