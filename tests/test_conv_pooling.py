@@ -108,7 +108,7 @@ def test_tiled_pooling_equals_the_reduce_window_reference_with_ties_float64(shap
     delta = jnp.ones(y.shape, jnp.float64)
     got = jax.grad(lambda x: jnp.vdot(C.max_pool(x, **opts), delta))(x)
     np.testing.assert_array_equal(got, C.max_pool_backprop(x, delta, **opts))
-    # Forward mode works too (no custom derivative rule): the JVP is the directional derivative.
+    # Forward mode follows the same rule (the custom JVP is what reverse mode transposes).
     tangent = jnp.asarray(rng.normal(size=shape), jnp.float64)
     _, jvp = jax.jvp(lambda x: C.max_pool(x, **opts), (x,), (tangent,))
     np.testing.assert_allclose(jnp.vdot(jvp, delta), jnp.vdot(got, tangent), rtol=1e-12)

@@ -15,11 +15,11 @@ Padding: max pooling pads with −∞ (padding never wins); average pooling pads
 window size kh·kw (``count_include_pad``, as flax's ``avg_pool`` by default).
 
 Two forms compute the same values. Overlapping windows (stride ≠ window) use ``lax.reduce_window``, whose
-derivative is XLA's select-and-scatter. Tiling windows (stride = window, LeNet's 2×2 pooling) take the kh·kw
-strided taps of a reshape and combine them elementwise: XLA:CPU runs select-and-scatter as a slow serial loop,
-while the tiled form differentiates into elementwise selects that fuse with the neighbouring layers. The max
-of the tiled form is a chain of selects, y = t₀ if t₀ = m else (t₁ if t₁ = m else …) with m the window's max,
-so the gradient flows to the first maximal tap only: the same tie rule, under every JAX transformation.
+derivative is XLA's select-and-scatter. Tiling windows (stride = window, LeNet's 2×2 pooling) reshape x to
+(n, oh, kh, ow, kw, c) and reduce over the two window axes: XLA:CPU runs select-and-scatter as a slow serial
+loop, while the reshaped form differentiates into one mask that fuses with the neighbouring layers. Its max
+carries a custom JVP (the tangent of the first maximal tap), so forward and reverse mode both follow the
+tie rule above.
 ``_max_pool_reference`` / ``_avg_pool_reference`` keep the ``reduce_window`` form for every geometry; tests
 compare the two.
 """
@@ -58,32 +58,42 @@ def _reduce(x, geo, init, op):
     return lax.reduce_window(x, init, op, (1, kh, kw, 1), (1, sh, sw, 1), ((0, 0), *geo.pads, (0, 0)))
 
 
-def _tiles(x, geo, fill):
-    """The kh·kw taps of tiling windows (stride = window), row-major: each (n, oh, ow, c), tap (i, j) of every
-    window. Padding takes ``fill``; rows and columns past the last whole window are dropped (as "VALID")."""
+def _blocks(x, geo, fill):
+    """Tiling windows (stride = window) as a reshape: (n, oh, kh, ow, kw, c), window (p, q) at [:, p, :, q, :, :].
+
+    Padding takes ``fill``; rows and columns past the last whole window are dropped (as "VALID" does).
+    """
     (kh, kw), (oh, ow) = geo.window, geo.out
     if any(geo.pads[0]) or any(geo.pads[1]):
         x = pad_spatial(x, geo.pads, fill)
     n, c = x.shape[0], x.shape[3]
-    blocks = x[:, :oh * kh, :ow * kw, :].reshape(n, oh, kh, ow, kw, c)
-    return [blocks[:, :, i, :, j, :] for i in range(kh) for j in range(kw)]
+    return x[:, :oh * kh, :ow * kw, :].reshape(n, oh, kh, ow, kw, c)
 
 
 def _is_tiling(geo):
     return geo.stride == geo.window
 
 
-def _first_max(taps):
-    """Elementwise max of ``taps`` whose derivative goes to the first maximal tap (a chain of selects)."""
-    top = taps[0]
-    for t in taps[1:]:
-        top = jnp.maximum(top, t)
-    top = lax.stop_gradient(top)
-    # Without a tap equal to the max (a NaN in the window) the result is the max itself, NaN, as reduce_window.
-    out = top
-    for t in reversed(taps):
-        out = jnp.where(t == top, t, out)
-    return out
+@jax.custom_jvp
+def _window_max(blocks):
+    """max over the window axes (2, 4) of ``_blocks``; its derivative picks the first maximal tap (row-major)."""
+    return jnp.max(blocks, axis=(2, 4))
+
+
+@_window_max.defjvp
+def _window_max_jvp(primals, tangents):
+    # JAX's own max derivative splits δ among tied taps. Here the tangent of the first maximal tap (smallest
+    # i·kw + j) is taken, a linear map whose transpose (reverse mode) sends δ to that tap alone: one mask
+    # over the same reshaped array, fused like an elementwise op. A window holding a NaN has no tap equal to
+    # its max (NaN) and gets a zero tangent.
+    (blocks,), (tangent,) = primals, tangents
+    kh, kw = blocks.shape[2], blocks.shape[4]
+    top = jnp.max(blocks, axis=(2, 4), keepdims=True)
+    shape = (1, 1, kh, 1, kw, 1)
+    order = lax.broadcasted_iota(jnp.int32, shape, 2) * kw + lax.broadcasted_iota(jnp.int32, shape, 4)
+    first = jnp.min(jnp.where(blocks == top, order, kh * kw), axis=(2, 4), keepdims=True)
+    picked = jnp.sum(jnp.where(order == first, tangent, jnp.zeros((), tangent.dtype)), axis=(2, 4))
+    return top[:, :, 0, :, 0, :], picked
 
 
 def _max_pool_reference(x, geo):
@@ -109,7 +119,7 @@ def max_pool(x, *, window=2, stride=None, padding="VALID"):
     """
     geo = pool_geometry(x.shape, window, stride, padding)
     if _is_tiling(geo):
-        return _first_max(_tiles(x, geo, _lowest(x.dtype)))
+        return _window_max(_blocks(x, geo, _lowest(x.dtype)))
     return _max_pool_reference(x, geo)
 
 
@@ -121,10 +131,7 @@ def avg_pool(x, *, window=2, stride=None, padding="VALID"):
     """
     geo = pool_geometry(x.shape, window, stride, padding)
     if _is_tiling(geo):
-        taps = _tiles(x, geo, np.array(0, x.dtype))
-        total = taps[0]
-        for t in taps[1:]:
-            total = total + t
+        total = jnp.sum(_blocks(x, geo, np.array(0, x.dtype)), axis=(2, 4))
         return total / jnp.array(geo.window[0] * geo.window[1], x.dtype)
     return _avg_pool_reference(x, geo)
 
