@@ -90,7 +90,10 @@ print("RESULT " + json.dumps(out))
 
 def run_child(devices: int, samples: int, epochs: int, lenet_samples: int) -> dict:
     env = dict(os.environ)
-    env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
+    # XLA:CPU aborts the process when the simulated devices' threads do not all reach a collective within
+    # 40 s; on a heavily shared machine a starved thread can take that long, so the abort waits longer.
+    flags = f"--xla_force_host_platform_device_count={devices} --xla_cpu_collective_call_terminate_timeout_seconds=600"
+    env.update(XLA_FLAGS=flags, JAX_PLATFORMS="cpu",
                PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
     done = subprocess.run([sys.executable, "-c", CHILD, str(devices), str(samples), str(epochs), str(lenet_samples)],
                           env=env, capture_output=True, text=True)

@@ -361,10 +361,15 @@ MESH_ARGS = ("train", "mlp", "--train", MESH_TRAIN, "--eval", MESH_EVAL, "--hidd
              str(MESH_EPOCHS), "--batch-size", str(MESH_BATCH), "--seed", str(MESH_SEED), "--no-progress")
 
 
+COLLECTIVE_PATIENCE = " --xla_cpu_collective_call_terminate_timeout_seconds=600"
+
+
 def _device_env(count):
     """Forced CPU devices take effect only before JAX starts: a fresh process with the flag set."""
-    return {"XLA_FLAGS": f"--xla_force_host_platform_device_count={count}", "JAX_PLATFORMS": "cpu",
-            "COLUMNS": "80", "MPLBACKEND": "Agg"}
+    # XLA:CPU aborts the process when the simulated devices' threads do not all reach a collective within
+    # 40 s; on a heavily shared machine a starved thread can take that long, so the abort waits longer.
+    return {"XLA_FLAGS": f"--xla_force_host_platform_device_count={count}{COLLECTIVE_PATIENCE}",
+            "JAX_PLATFORMS": "cpu", "COLUMNS": "80", "MPLBACKEND": "Agg"}
 
 
 def _launch(argv, env):

@@ -80,7 +80,10 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def eight_devices():
     env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+    # XLA:CPU aborts the process when the simulated devices' threads do not all reach a collective within
+    # 40 s; on a heavily shared machine a starved thread can take that long, so the abort waits longer.
+    flags = " --xla_force_host_platform_device_count=8 --xla_cpu_collective_call_terminate_timeout_seconds=600"
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + flags).strip()
     env["JAX_PLATFORMS"] = "cpu"
     env.pop("JAX_ENABLE_X64", None)
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
