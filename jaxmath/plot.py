@@ -174,7 +174,15 @@ def adversarial_examples(
     if adv.shape[:2] != (k, m):
         raise ValueError(f"x_adv must be (k={k}, m={m}, ...) for {k} eps and {m} images, got shape {adv.shape}")
     adv = [_as_images(a) for a in adv]
+    for name, value in (("labels", labels), ("predicted", predicted)):
+        if np.shape(value) != (m,):
+            raise ValueError(f"{name} must have shape (m,) = ({m},), one per image, got shape {np.shape(value)}")
     predicted_adv = np.asarray(predicted_adv)
+    if predicted_adv.shape != (k, m):
+        raise ValueError(
+            f"predicted_adv must have shape (k, m) = ({k}, {m}) for {k} eps and {m} images, "
+            f"got shape {predicted_adv.shape}"
+        )
     fig = Figure(figsize=(1.5 * (k + 1), 1.6 * m + (0.4 if title else 0)), layout="constrained")
     axes = fig.subplots(m, k + 1, squeeze=False)
     for i in range(m):

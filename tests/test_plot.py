@@ -138,7 +138,6 @@ def test_adversarial_examples_refuses_bad_shapes_naming_the_argument(tmp_path, c
 
 # adversarial_examples does not check these lengths yet: a longer labels/predicted/predicted_adv is drawn
 # without complaint (only the first m entries are read). strict: these start failing once the check is added.
-@pytest.mark.xfail(strict=True, reason="plot.adversarial_examples does not check labels/predicted lengths yet")
 @pytest.mark.parametrize("change, name", [
     ({"labels": np.arange(3)}, "labels"),
     ({"predicted": np.arange(3)}, "predicted"),
