@@ -128,7 +128,7 @@ def patches_transposed(x, geo: Geometry):
     The channels go first (x as (c, n, h, w)), so each tap (i, j) contributes c contiguous rows of n·oh·ow
     pixels: the stack is a copy of large contiguous slices, with no interleaving of the c channels.
     """
-    n, c = x.shape[0], x.shape[3]
+    n = x.shape[0]
     (oh, ow) = geo.out
     if geo.out == (1, 1) and geo.dilation == (1, 1) and not any(geo.pads[0] + geo.pads[1]):
         # One window per image (LeNet's C5): the patch is the top-left kh × kw corner, no copy per tap.
