@@ -112,7 +112,8 @@ def make_torch_contender(params, x, labels, batch_size):
     net = LeNet5().eval()
     with torch.no_grad():
         for name in ("c1", "c3", "c5"):  # HWIO → OIHW
-            getattr(net, name).weight.copy_(torch.from_numpy(np.asarray(params[name]["w"]).transpose(3, 2, 0, 1).copy()))
+            w = np.asarray(params[name]["w"]).transpose(3, 2, 0, 1).copy()
+            getattr(net, name).weight.copy_(torch.from_numpy(w))
             getattr(net, name).bias.copy_(torch.from_numpy(np.asarray(params[name]["b"])))
         for name in ("f6", "out"):
             getattr(net, name).weight.copy_(torch.from_numpy(np.asarray(params[name]["w"]).T.copy()))
@@ -184,7 +185,8 @@ def main():
     rows = {name: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v), "first_call_s": first[name],
                    "compile_s_estimate": first[name] - statistics.median(v)} for name, v in times.items()}
     med = {k: v["median_s"] for k, v in rows.items()}
-    ratios = {"loop_over_pgd": med["loop"] / med["pgd"], "curve_8_runs_over_vmap": med["curve_8_runs"] / med["curve_vmap"]}
+    ratios = {"loop_over_pgd": med["loop"] / med["pgd"],
+              "curve_8_runs_over_vmap": med["curve_8_runs"] / med["curve_vmap"]}
     if "torch" in med:
         ratios["torch_over_pgd"] = med["torch"] / med["pgd"]
     targets = {"loop_over_pgd": 2.0, "curve_8_runs_over_vmap": 1.5}

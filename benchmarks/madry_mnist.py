@@ -60,7 +60,8 @@ def train(args):
     def step_for(eps):
         # One step per radius (the ramp uses a few): they share the optimizer, so the state carries over.
         if eps not in steps:
-            attack = adversarial.make_attack(model.apply, method="pgd", eps=eps, step_size=args.step_size * eps / args.eps,
+            alpha = args.step_size * eps / args.eps
+            attack = adversarial.make_attack(model.apply, method="pgd", eps=eps, step_size=alpha,
                                              num_steps=args.num_steps)
             steps[eps] = training.make_train_step(adversarial.adversarial_loss(clean, attack), optimizer)
         return steps[eps]
