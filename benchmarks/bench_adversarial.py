@@ -114,13 +114,13 @@ def make_torch_contender(params, x, labels, batch_size):
         for name in ("c1", "c3", "c5"):  # HWIO → OIHW
             w = np.asarray(params[name]["w"]).transpose(3, 2, 0, 1).copy()
             getattr(net, name).weight.copy_(torch.from_numpy(w))
-            getattr(net, name).bias.copy_(torch.from_numpy(np.asarray(params[name]["b"])))
+            getattr(net, name).bias.copy_(torch.from_numpy(np.array(params[name]["b"])))
         for name in ("f6", "out"):
-            getattr(net, name).weight.copy_(torch.from_numpy(np.asarray(params[name]["w"]).T.copy()))
-            getattr(net, name).bias.copy_(torch.from_numpy(np.asarray(params[name]["b"])))
+            getattr(net, name).weight.copy_(torch.from_numpy(np.array(params[name]["w"]).T.copy()))
+            getattr(net, name).bias.copy_(torch.from_numpy(np.array(params[name]["b"])))
     for p in net.parameters():
         p.requires_grad_(False)
-    xt = torch.from_numpy(np.asarray(x))
+    xt = torch.from_numpy(np.array(x))
     yt = torch.from_numpy(np.asarray(labels)).long()
     spans = _batches(xt.shape[0], batch_size)
 
@@ -164,7 +164,7 @@ def main():
     if not args.no_torch:
         torch_pgd, net, torch = make_torch_contender(params, x, labels, args.batch_size)
         with torch.no_grad():  # same network: the copied weights give jaxmath's logits
-            ref = net(torch.from_numpy(np.asarray(x[:64]))).numpy()
+            ref = net(torch.from_numpy(np.array(x[:64]))).numpy()
         np.testing.assert_allclose(ref, np.asarray(model.apply(params, x[:64])), rtol=1e-4, atol=1e-4)
         contenders["torch"] = torch_pgd
 
