@@ -121,7 +121,7 @@ def make_torch_contender(params, x, labels, batch_size):
     for p in net.parameters():
         p.requires_grad_(False)
     xt = torch.from_numpy(np.array(x))
-    yt = torch.from_numpy(np.asarray(labels)).long()
+    yt = torch.from_numpy(np.array(labels)).long()
     spans = _batches(xt.shape[0], batch_size)
 
     def torch_pgd():
