@@ -231,6 +231,18 @@ def _compiled_metrics(loss_fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
     return jax.jit(lambda params, batch: loss_fn(params, batch)[1], out_shardings=parallel.replicated_sharding(mesh))
 
 
+# Dispatched steps not yet finished, at most. XLA:CPU's simulated devices share one thread pool: with hundreds of
+# collective steps queued, the pool can fill with device threads waiting at one step's all-reduce while another
+# device's share of that step waits behind them, and the process aborts (seen with 469 steps of 4 devices).
+# Waiting for the step two back keeps the host ahead of the devices without an unbounded queue.
+MAX_IN_FLIGHT = 2
+
+
+def _bound_in_flight(parts: list) -> None:
+    if len(parts) > MAX_IN_FLIGHT:
+        jax.block_until_ready(parts[-1 - MAX_IN_FLIGHT])
+
+
 def _permutation(key: jax.Array | None, n: int) -> np.ndarray | None:
     if key is None:
         return None
@@ -267,6 +279,7 @@ def train_epoch(
                                permutation=_permutation(key, len(x))):
         state, metrics = step_fn(state, global_batch(batch, mesh))
         parts.append((metrics["loss_sum"], metrics["correct"], metrics["count"]))
+        _bound_in_flight(parts)
     sums = [sum(_host(p[i]) for p in parts) for i in range(3)]
     count = max(sums[2], 1.0)
     return state, {"loss": sums[0] / count, "accuracy": sums[1] / count, "count": int(sums[2])}
@@ -297,6 +310,7 @@ def evaluate(
     for batch in local_batches(x, labels, batch_size=batch_size // p, steps=num_batches(global_rows, batch_size)):
         m = metrics_fn(params, global_batch(batch, mesh))
         parts.append((m["loss_sum"], m["correct"], m["count"]))
+        _bound_in_flight(parts)
     sums = [sum(_host(q[i]) for q in parts) for i in range(3)]
     count = max(sums[2], 1.0)
     return {"loss": sums[0] / count, "accuracy": sums[1] / count, "count": int(sums[2])}
