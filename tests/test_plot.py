@@ -136,13 +136,16 @@ def test_adversarial_examples_refuses_bad_shapes_naming_the_argument(tmp_path, c
     assert not (tmp_path / "bad.png").exists()
 
 
-# adversarial_examples does not check these lengths yet: a longer labels/predicted/predicted_adv is drawn
-# without complaint (only the first m entries are read). strict: these start failing once the check is added.
+# A longer labels/predicted/predicted_adv than the images would have only its first m entries read (silently
+# wrong titles), a shorter one would fail deep inside the drawing: both are refused up front, by name.
 @pytest.mark.parametrize("change, name", [
     ({"labels": np.arange(3)}, "labels"),
+    ({"labels": np.arange(1)}, "labels"),
     ({"predicted": np.arange(3)}, "predicted"),
+    ({"predicted": np.arange(2)[:, None]}, "predicted"),
     ({"predicted_adv": np.zeros((2, 3), int)}, "predicted_adv"),
+    ({"predicted_adv": np.zeros((1, 2), int)}, "predicted_adv"),
 ])
 def test_adversarial_examples_refuses_mismatched_lengths_naming_the_argument(tmp_path, change, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(ValueError, match=rf"^{name} must have shape"):
         plot.adversarial_examples(**{**_examples(2, 2), **change}, path=tmp_path / "bad.png")
