@@ -20,8 +20,11 @@ DEVICES = 8  # a TPU v2-8 / v5e-8 host
 def _kernel_env() -> dict:
     """JAX on the CPU, shown as ``DEVICES`` devices (other XLA flags kept)."""
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "xla_force_host_platform_device_count" not in f]
+    # Simulated devices share the CI's cores: under load one device thread can reach a collective long after
+    # the others, past XLA:CPU's default 40 s abort.
+    timeout = "--xla_cpu_collective_call_terminate_timeout_seconds=600"
     return {"JAX_PLATFORMS": "cpu",
-            "XLA_FLAGS": " ".join(flags + [f"--xla_force_host_platform_device_count={DEVICES}"])}
+            "XLA_FLAGS": " ".join(flags + [f"--xla_force_host_platform_device_count={DEVICES}", timeout])}
 
 
 def test_kernel_environment_shows_eight_cpu_devices():
