@@ -16,6 +16,7 @@ CASES = [
     ((1, 6, 9, 2), (2, 3, 2, 2), (1, 2), ((1, 2), (0, 3)), (2, 1)),
     ((1, 5, 5, 2), (2, 4, 2, 3), 1, "SAME", 1),  # even kernels: SAME splits the padding unevenly
     ((2, 5, 5, 3), (5, 5, 3, 4), 1, "VALID", 1),  # one window per image (LeNet's C5): im2col's corner shortcut
+    ((1, 5, 6, 2), (3, 3, 2, 32), (1, 2), "SAME", 1),  # 32 output channels: im2col's row layout P · W
 ]
 
 

@@ -139,12 +139,22 @@ def patches_transposed(x, geo: Geometry):
     return jnp.stack(taps).reshape(-1, n * oh * ow)
 
 
+# Below this many output channels the patch matmul runs transposed (see _im2col); at and above it the row form
+# P · W is the faster one on XLA:CPU (the transposes around a wide matmul cost more than they save).
+TRANSPOSED_BELOW_C_OUT = 32
+
+
 def _im2col(x, w, geo, precision):
-    # y = P · W computed as yᵀ = Wᵀ · Pᵀ: with c_out as the rows, the matmul's long dimension n·oh·ow is the
-    # output's contiguous one (c_out = 6 or 16 columns make a poor matmul on CPU), and its weight gradient
-    # δᵀ · P contracts Pᵀ along its rows. The (c_out, n, oh, ow) result is transposed back to NHWC once.
+    # y = P · W computed as yᵀ = Wᵀ · Pᵀ when c_out is small: with c_out as the rows, the matmul's long
+    # dimension n·oh·ow is the output's contiguous one (c_out = 6 or 16 columns make a poor matmul on CPU), and
+    # its weight gradient δᵀ · P contracts Pᵀ along its rows. The (c_out, n, oh, ow) result is transposed back
+    # to NHWC once.
     n, (oh, ow), c_out = x.shape[0], geo.out, w.shape[3]
     dtype = jnp.result_type(x, w)
+    if c_out >= TRANSPOSED_BELOW_C_OUT:
+        patches = im2col_geo(x.astype(dtype), geo)
+        y = jnp.matmul(patches, w.astype(dtype).reshape(-1, c_out), precision=precision)
+        return y.reshape(n, oh, ow, c_out)
     patches_t = patches_transposed(x.astype(dtype), geo)
     y_t = jnp.matmul(w.astype(dtype).reshape(-1, c_out).T, patches_t, precision=precision)
     return jnp.transpose(y_t.reshape(c_out, n, oh, ow), (1, 2, 3, 0))
