@@ -125,7 +125,8 @@ def test_jitted_step_traces_once_and_donates_state():
     opt = optim.sgd(learning_rate=0.5)
     step = training.make_train_step(counted_loss, opt)  # jit=True, donate=True
     params = _params()
-    state = step.init(params, key=jax.random.key(0))
+    key = jax.random.key(0)
+    state = step.init(params, key=key)
     want = params
     for _ in range(3):  # hand-written SGD
         grads = jax.grad(lambda p: LOSS_FN(p, batch)[0])(want)
@@ -135,6 +136,7 @@ def test_jitted_step_traces_once_and_donates_state():
         state, _ = step(state, batch)
     assert first_params.is_deleted()  # donated to the first step's output
     assert not params[0][0].is_deleted()  # step.init copied the caller's params
+    assert not key.is_deleted()  # and the caller's key
     _tree_close(state.params, want, 1e-5)
     kept = training.make_train_step(LOSS_FN, opt, donate=False)
     before = state.params[0][0]

@@ -36,6 +36,6 @@ class TrainState(NamedTuple):
           optimizer: a ``jaxmath.optim.Optimizer`` (``init``, ``update``).
           key: PRNG key for shuffling.
         """
-        # A copy: donating steps then consume the state's buffers, never the caller's params.
+        # Copies: donating steps then consume the state's buffers, never the caller's params or key.
         params = jax.tree_util.tree_map(jnp.copy, params)
-        return cls(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), key=key)
+        return cls(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), key=jnp.copy(key))
