@@ -21,7 +21,7 @@ import sys
 from typing import Sequence
 
 SUBCOMMANDS = {
-    "train": "Train a model (the MNIST MLP, the Batman logo) and print a results table.",
+    "train": "Train a model (the MNIST MLP or LeNet-5, the Batman logo) and print a results table.",
     "info": "Show the backend, devices, versions and precision JAX is using.",
     "bench": "Time eager, jit and fused execution on every device and report speedups.",
     "attack": "Attack a saved model with FGSM or PGD and print its robust accuracy per eps.",
