@@ -15,7 +15,7 @@ and the command line (``jaxmath.cli``) are imported only by whoever uses them, a
 bar is shown. Check with ``python -X importtime -c "import jaxmath"``.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 import os as _os
 import signal as _signal
