@@ -34,10 +34,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxmath import _validation as V
 from jaxmath.devices import distributed, parallel
 from jaxmath.training.epoch import _check_train_step, check_dataset
-from jaxmath.training.fit import BAR_FORMAT, FitInfo, progress_postfix
+from jaxmath.training.fit import BAR_FORMAT, FitInfo, check_budget, progress_postfix
 
 
 def mesh_description(mesh: jax.sharding.Mesh) -> str:
@@ -112,11 +111,7 @@ def fit(
       "train_accuracy", "val_loss", "val_accuracy" (when validating) and "epoch_time".
     """
     _check_train_step(train_step)
-    V.check_integer(num_epochs, name="num_epochs", minimum=1)
-    V.check_integer(batch_size, name="batch_size", minimum=1)
-    V.check_integer(eval_batch_size, name="eval_batch_size", minimum=1)
-    if patience is not None:
-        V.check_integer(patience, name="patience", minimum=1)
+    check_budget(num_epochs=num_epochs, batch_size=batch_size, eval_batch_size=eval_batch_size, patience=patience)
     check_batch_size(batch_size, mesh)
     num_classes = getattr(train_step.loss_fn, "num_classes", None)
     check_dataset(x, labels, num_classes=num_classes, name="x")

@@ -25,7 +25,7 @@ from jaxmath.training.epoch import (
     REASON_LOSS,
     REASON_PARAMS,
 )
-from jaxmath.training.fit import BAR_FORMAT, FitInfo, _prepare_data, progress_postfix
+from jaxmath.training.fit import BAR_FORMAT, FitInfo, _prepare_data, check_budget, progress_postfix
 from jaxmath.training.state import TrainState
 from jaxmath.training.step import DONATED_MESSAGE, TrainStep, _pure_step, check_not_donated, is_donated
 
@@ -221,9 +221,7 @@ def fit_ensemble(
       ``best_epoch`` and ``num_steps`` ``(K,)`` int arrays, ``converged`` False (no early stopping),
       ``stop_reason`` "epochs" or the non-finite report, ``samples_per_second`` summed over the K models.
     """
-    V.check_integer(num_epochs, name="num_epochs", minimum=1)
-    V.check_integer(batch_size, name="batch_size", minimum=1)
-    V.check_integer(eval_batch_size, name="eval_batch_size", minimum=1)
+    check_budget(num_epochs=num_epochs, batch_size=batch_size, eval_batch_size=eval_batch_size)
     resume_lib.check_args(checkpoint_dir, checkpoint_every, resume)
     _check_ensemble(states, train_step, learning_rates)
     loss_fn = train_step.loss_fn

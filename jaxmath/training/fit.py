@@ -97,6 +97,15 @@ def _nonfinite_message(reason: int, epoch: int, bad: int, num_batches: int, stat
     return f"non-finite params after the step {where}; stopped, returning the last finite params"
 
 
+def check_budget(*, num_epochs, batch_size, eval_batch_size, patience=None) -> None:
+    """The loop arguments every trainer shares (fit, fit_ensemble, the mesh trainer): integers ≥ 1."""
+    V.check_integer(num_epochs, name="num_epochs", minimum=1)
+    V.check_integer(batch_size, name="batch_size", minimum=1)
+    V.check_integer(eval_batch_size, name="eval_batch_size", minimum=1)
+    if patience is not None:
+        V.check_integer(patience, name="patience", minimum=1)
+
+
 def _split(x, labels, validation_split):
     n = np.shape(x)[0]
     n_val = int(round(n * validation_split))
@@ -203,11 +212,7 @@ def fit(
       diverged) and a ``FitInfo``.
     """
     _check_train_step(train_step)
-    V.check_integer(num_epochs, name="num_epochs", minimum=1)
-    V.check_integer(batch_size, name="batch_size", minimum=1)
-    V.check_integer(eval_batch_size, name="eval_batch_size", minimum=1)
-    if patience is not None:
-        V.check_integer(patience, name="patience", minimum=1)
+    check_budget(num_epochs=num_epochs, batch_size=batch_size, eval_batch_size=eval_batch_size, patience=patience)
     V.check_positive(min_delta, name="min_delta", allow_zero=True)
     if tolerance is not None:
         V.check_positive(tolerance, name="tolerance", allow_zero=True)
