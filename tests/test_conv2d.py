@@ -141,6 +141,37 @@ def test_im2col_methods_transposed_patch_matrix_is_the_patch_matrix(xs, ws, stri
     np.testing.assert_array_equal(patches_transposed(x, geo), p.T)
 
 
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation", CASES)
+def test_col2im_transposed_is_the_adjoint_of_the_transposed_patch_matrix(xs, ws, stride, padding, dilation):
+    # im2col's custom VJP sends W · δᵀ back through col2im_transposed: <Pᵀ(x), c> == <x, col2im_t(c)>.
+    from jaxmath.conv.conv2d import col2im_transposed, conv_geometry, patches_transposed
+
+    x, _ = data(xs, ws, jnp.float64)
+    geo = conv_geometry(xs, ws, stride=stride, padding=padding, dilation=dilation)
+    pt = patches_transposed(x, geo)
+    c = jnp.asarray(np.random.default_rng(5).normal(size=pt.shape), jnp.float64)
+    back = col2im_transposed(c, xs, geo)
+    assert back.shape == xs
+    np.testing.assert_allclose(jnp.vdot(pt, c), jnp.vdot(x, back), rtol=1e-12)
+
+
+def test_im2col_gradient_is_reverse_mode_only_and_stays_finite_in_bfloat16():
+    x, w = data((2, 8, 8, 3), (3, 3, 3, 4), jnp.float32)
+    tangents = (jnp.ones_like(x), jnp.ones_like(w))
+    # conv2d is bilinear: its derivative along (tx, tw) is conv2d(tx, w) + conv2d(x, tw).
+    expected = C.conv2d(tangents[0], w) + C.conv2d(x, tangents[1])
+    for method in ("xla", "direct"):  # forward mode works where autodiff differentiates the method itself
+        _, y_dot = jax.jvp(lambda x, w, m=method: C.conv2d(x, w, method=m), (x, w), tangents)
+        np.testing.assert_allclose(y_dot, expected, rtol=1e-5, atol=1e-4)
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(lambda x, w: C.conv2d(x, w, method="im2col"), (x, w), tangents)
+    xb, wb = x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+    gx, gw = jax.grad(lambda x, w: jnp.sum(C.conv2d(x, w, method="im2col").astype(jnp.float32) ** 2),
+                      argnums=(0, 1))(xb, wb)
+    assert gx.dtype == jnp.bfloat16 and gw.dtype == jnp.bfloat16
+    assert bool(jnp.all(jnp.isfinite(gx.astype(jnp.float32)))) and bool(jnp.all(jnp.isfinite(gw.astype(jnp.float32))))
+
+
 def test_static_checks_name_the_argument_also_under_an_outer_jit():
     x, w = jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 2, 4))
     with pytest.raises(ValueError, match="x must be 4-dimensional"):

@@ -122,11 +122,22 @@ def _direct(x, w, geo, precision):
     return y
 
 
+def _tap_slices(geo: Geometry):
+    """The strided row slices (one per window row i) and column slices (one per window column j) of x̃."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geo.window, geo.stride, geo.dilation, geo.out
+    rows = [slice(i * dh, i * dh + sh * (oh - 1) + 1, sh) for i in range(kh)]
+    cols = [slice(j * dw, j * dw + sw * (ow - 1) + 1, sw) for j in range(kw)]
+    return rows, cols
+
+
 def patches_transposed(x, geo: Geometry):
     """Pᵀ = ``im2col_geo(x, geo).T`` built directly: (kh·kw·c_in, n·oh·ow), rows ordered (i, j, c).
 
     The channels go first (x as (c, n, h, w)), so each tap (i, j) contributes c contiguous rows of n·oh·ow
-    pixels: the stack is a copy of large contiguous slices, with no interleaving of the c channels.
+    pixels: the stack is a copy of large contiguous slices, with no interleaving of the c channels. It is
+    stacked in two stages, the kw column shifts and then the kh row shifts of that stack: XLA:CPU copies every
+    operand of a stack into place after computing it on its own, so kh + kw operands cost far less than kh·kw
+    (1.5x faster for LeNet's C1 and C3).
     """
     n = x.shape[0]
     (oh, ow) = geo.out
@@ -135,8 +146,30 @@ def patches_transposed(x, geo: Geometry):
         (kh, kw) = geo.window
         return x[:, :kh, :kw, :].reshape(n, -1).T
     xc = jnp.transpose(pad_spatial(x, geo.pads), (3, 0, 1, 2))  # (c, n, h + pads, w + pads)
-    taps = [xc[:, :, rows, cols] for _, (_, rows, cols, _) in window_slices(geo)]  # each (c, n, oh, ow)
-    return jnp.stack(taps).reshape(-1, n * oh * ow)
+    rows, cols = _tap_slices(geo)
+    by_column = jnp.stack([xc[:, :, :, c] for c in cols])  # (kw, c, n, h + pads, ow)
+    taps = jnp.stack([by_column[:, :, :, r] for r in rows])  # (kh, kw, c, n, oh, ow)
+    return taps.reshape(-1, n * oh * ow)
+
+
+def col2im_transposed(patches_t, x_shape, geo: Geometry):
+    """Adjoint of ``patches_transposed``: (kh·kw·c_in, n·oh·ow) → (n, h, w, c_in), overlaps summed.
+
+    Each tap is added into its window with ``.at[].add`` rather than padded and summed: XLA fuses a chain of
+    kh·kw pads into whichever loop consumes it (in LeNet, the pooling derivative, which reads every pixel four
+    times), re-evaluating all kh·kw bounds checks per element read. The scatter-adds stay separate in-place
+    updates.
+    """
+    n, h, w, c = x_shape
+    (kh, kw), (oh, ow) = geo.window, geo.out
+    (top, bottom), (left, right) = geo.pads
+    taps = patches_t.reshape(kh, kw, c, n, oh, ow)
+    xc = jnp.zeros((c, n, h + top + bottom, w + left + right), patches_t.dtype)
+    rows, cols = _tap_slices(geo)
+    for i, r in enumerate(rows):
+        for j, col in enumerate(cols):
+            xc = xc.at[:, :, r, col].add(taps[i, j])
+    return jnp.transpose(xc[:, :, top:top + h, left:left + w], (1, 2, 3, 0))
 
 
 # Below this many output channels the patch matmul runs transposed (see _im2col); at and above it the row form
@@ -145,19 +178,47 @@ TRANSPOSED_BELOW_C_OUT = 32
 
 
 def _im2col(x, w, geo, precision):
-    # y = P · W computed as yᵀ = Wᵀ · Pᵀ when c_out is small: with c_out as the rows, the matmul's long
-    # dimension n·oh·ow is the output's contiguous one (c_out = 6 or 16 columns make a poor matmul on CPU), and
-    # its weight gradient δᵀ · P contracts Pᵀ along its rows. The (c_out, n, oh, ow) result is transposed back
-    # to NHWC once.
     n, (oh, ow), c_out = x.shape[0], geo.out, w.shape[3]
     dtype = jnp.result_type(x, w)
     if c_out >= TRANSPOSED_BELOW_C_OUT:
         patches = im2col_geo(x.astype(dtype), geo)
         y = jnp.matmul(patches, w.astype(dtype).reshape(-1, c_out), precision=precision)
         return y.reshape(n, oh, ow, c_out)
-    patches_t = patches_transposed(x.astype(dtype), geo)
-    y_t = jnp.matmul(w.astype(dtype).reshape(-1, c_out).T, patches_t, precision=precision)
-    return jnp.transpose(y_t.reshape(c_out, n, oh, ow), (1, 2, 3, 0))
+    return _im2col_transposed(geo, precision, tuple(x.shape), x.astype(dtype), w.astype(dtype))
+
+
+# y = P · W computed as yᵀ = Wᵀ · Pᵀ when c_out is small: with c_out as the rows, the matmul's long dimension
+# n·oh·ow is the output's contiguous one (c_out = 6 or 16 columns make a poor matmul on CPU). Its derivative is
+# the notes' hand backprop (``conv2d_backprop``) in the same transposed layout, given to JAX as the VJP:
+#     ∂L/∂W = Pᵀ · δ   (Pᵀ's rows against δᵀ's rows: no transpose of the long patch matrix),
+#     ∂L/∂x = col2im((δ · Wᵀ)ᵀ) = col2im(W · δᵀ).
+# Left to autodiff, the transposed slices become a chain of pads that XLA:CPU fuses into the next layer's
+# backward and re-evaluates there (LeNet's training step ran 1.5x slower). Reverse mode only: for jax.jvp /
+# jacfwd use method "xla" or "direct".
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _im2col_transposed(geo, precision, x_shape, x, w):
+    return _im2col_transposed_fwd(geo, precision, x_shape, x, w)[0]
+
+
+def _im2col_transposed_fwd(geo, precision, x_shape, x, w):
+    n, (oh, ow), c_out = x_shape[0], geo.out, w.shape[3]
+    patches_t = patches_transposed(x, geo)
+    w_mat = w.reshape(-1, c_out)
+    y_t = jnp.matmul(w_mat.T, patches_t, precision=precision)
+    return jnp.transpose(y_t.reshape(c_out, n, oh, ow), (1, 2, 3, 0)), (patches_t, w_mat)
+
+
+def _im2col_transposed_bwd(geo, precision, x_shape, residuals, delta):
+    patches_t, w_mat = residuals
+    kh, kw = geo.window
+    c_in, c_out = x_shape[3], w_mat.shape[1]
+    delta_t = jnp.transpose(delta, (3, 0, 1, 2)).reshape(c_out, -1)  # δᵀ: (c_out, n·oh·ow)
+    dw = jnp.einsum("kn,on->ko", patches_t, delta_t, precision=precision)  # Pᵀ · δ
+    dx = col2im_transposed(jnp.matmul(w_mat, delta_t, precision=precision), x_shape, geo)  # col2im(W · δᵀ)
+    return dx, dw.reshape(kh, kw, c_in, c_out)
+
+
+_im2col_transposed.defvjp(_im2col_transposed_fwd, _im2col_transposed_bwd)
 
 
 def _xla(x, w, geo, precision):
@@ -184,7 +245,10 @@ def conv2d(x, w, *, stride=1, padding="VALID", dilation=1, method="xla", precisi
         (p_h, p_w), or ((top, bottom), (left, right)). Tuples, not lists (static arguments are hashed).
       dilation: int or (d_h, d_w), >= 1: the kernel's taps are d apart.
       method: "xla" (``lax.conv_general_dilated``), "direct" (the sum above, a slice per tap) or "im2col"
-        (patch matrix times kernel matrix). All three agree to rounding.
+        (patch matrix times kernel matrix). All three agree to rounding. Below 32 output channels "im2col"
+        differentiates through the hand-derived backprop (dW = Pᵀδ, dx = col2im(δWᵀ)) as a custom VJP, so
+        it supports reverse mode (``jax.grad``, ``jax.vjp``) but not forward mode (``jax.jvp``,
+        ``jax.jacfwd``); "xla" and "direct" support both.
       precision: passed to the matmuls / XLA convolution (None: the backend's default).
 
     Returns:
