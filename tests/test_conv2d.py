@@ -51,36 +51,44 @@ def data(xs, ws, dtype, seed=0):
     return jnp.asarray(rng.normal(size=xs), dtype), jnp.asarray(rng.normal(size=ws), dtype)
 
 
+@pytest.mark.parametrize("with_bias", [False, True], ids=["no_bias", "bias"])
 @pytest.mark.parametrize("xs, ws, stride, padding, dilation", CASES)
-def test_three_methods_agree_in_float64_forward_and_under_grad(xs, ws, stride, padding, dilation):
+def test_three_methods_agree_in_float64_forward_and_under_grad(xs, ws, stride, padding, dilation, with_bias):
     x, w = data(xs, ws, jnp.float64)
+    b = jnp.asarray(np.random.default_rng(3).normal(size=ws[3]), jnp.float64) if with_bias else None
     opts = dict(stride=stride, padding=padding, dilation=dilation)
-    ys = {m: C.conv2d(x, w, method=m, **opts) for m in C.METHODS}
-    expected = torch_conv2d(x, w, stride, padding, dilation)
+    ys = {m: C.conv2d(x, w, b, method=m, **opts) for m in C.METHODS}
+    expected = torch_conv2d(x, w, stride, padding, dilation) + (np.asarray(b) if with_bias else 0.0)
     for m, y in ys.items():
         assert y.shape == expected.shape and y.dtype == jnp.float64, m
         np.testing.assert_allclose(y, ys["xla"], rtol=0, atol=1e-10, err_msg=m)
         np.testing.assert_allclose(y, expected, rtol=0, atol=1e-10, err_msg=m)
     # A non-uniform cotangent, so every output pixel's gradient path is checked.
     probe = jnp.asarray(np.random.default_rng(1).normal(size=expected.shape), jnp.float64)
+    argnums = (0, 1, 2) if with_bias else (0, 1)
     grads = {
-        m: jax.grad(lambda x, w, m=m: jnp.sum(C.conv2d(x, w, method=m, **opts) * probe), argnums=(0, 1))(x, w)
+        m: jax.grad(lambda x, w, b, m=m: jnp.sum(C.conv2d(x, w, b, method=m, **opts) * probe), argnums=argnums)(
+            x, w, b)
         for m in C.METHODS
     }
     xt = torch.tensor(np.asarray(x), requires_grad=True)
     wt = torch.tensor(np.asarray(w), requires_grad=True)
+    bt = torch.tensor(np.asarray(b), requires_grad=True) if with_bias else None
     (top, bottom), (left, right) = torch_pads(xs[1], xs[2], ws[0], ws[1], stride, padding, dilation)
     yt = torch.nn.functional.conv2d(
-        torch.nn.functional.pad(xt.permute(0, 3, 1, 2), (left, right, top, bottom)), wt.permute(3, 2, 0, 1),
+        torch.nn.functional.pad(xt.permute(0, 3, 1, 2), (left, right, top, bottom)), wt.permute(3, 2, 0, 1), bt,
         stride=stride, dilation=dilation,
     )
     (yt.permute(0, 2, 3, 1) * torch.tensor(np.asarray(probe))).sum().backward()
-    for m, (gx, gw) in grads.items():
+    for m, (gx, gw, *gb) in grads.items():
         assert gx.shape == xs and gw.shape == ws
         np.testing.assert_allclose(gx, grads["xla"][0], rtol=0, atol=1e-10, err_msg=m)
         np.testing.assert_allclose(gw, grads["xla"][1], rtol=0, atol=1e-10, err_msg=m)
         np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=0, atol=1e-10, err_msg=m)
         np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=0, atol=1e-10, err_msg=m)
+        if with_bias:
+            assert gb[0].shape == (ws[3],)
+            np.testing.assert_allclose(gb[0], bt.grad.numpy(), rtol=0, atol=1e-10, err_msg=m)
 
 
 @pytest.mark.parametrize("method", C.METHODS)
@@ -174,6 +182,8 @@ def test_im2col_gradient_is_reverse_mode_only_and_stays_finite_in_bfloat16():
 
 def test_static_checks_name_the_argument_also_under_an_outer_jit():
     x, w = jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 2, 4))
+    with pytest.raises(ValueError, match=r"bias must have shape \(c_out,\) = \(4,\).*got bias.shape=\(3,\)"):
+        jax.jit(lambda x, w: C.conv2d(x, w, jnp.ones(3)))(x, w)
     with pytest.raises(ValueError, match="x must be 4-dimensional"):
         C.conv2d(jnp.ones((5, 5, 2)), w)
     with pytest.raises(ValueError, match="w must be 4-dimensional"):

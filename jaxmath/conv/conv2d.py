@@ -113,13 +113,17 @@ def col2im(cols, *, x_shape, kernel_size, stride=1, padding="VALID", dilation=1)
     return col2im_geo(cols, x_shape, geo)
 
 
-def _direct(x, w, geo, precision):
+def _add_bias(y, bias):
+    return y if bias is None else y + bias.astype(y.dtype)
+
+
+def _direct(x, w, bias, geo, precision):
     n, (oh, ow), c_out = x.shape[0], geo.out, w.shape[3]
     xp = pad_spatial(x, geo.pads)
     y = jnp.zeros((n, oh, ow, c_out), jnp.result_type(x, w))
     for (i, j), idx in window_slices(geo):
         y = y + jnp.einsum("bpqc,co->bpqo", xp[idx], w[i, j], precision=precision)
-    return y
+    return _add_bias(y, bias)
 
 
 def _tap_slices(geo: Geometry):
@@ -131,21 +135,26 @@ def _tap_slices(geo: Geometry):
 
 
 def patches_transposed(x, geo: Geometry):
-    """Pᵀ = ``im2col_geo(x, geo).T`` built directly: (kh·kw·c_in, n·oh·ow), rows ordered (i, j, c).
+    """Pᵀ = ``im2col_geo(x, geo).T`` built directly: (kh·kw·c_in, n·oh·ow), rows ordered (i, j, c)."""
+    return patches_channels_first(jnp.transpose(x, (3, 0, 1, 2)), geo)
 
-    The channels go first (x as (c, n, h, w)), so each tap (i, j) contributes c contiguous rows of n·oh·ow
-    pixels: the stack is a copy of large contiguous slices, with no interleaving of the c channels. It is
-    stacked in two stages, the kw column shifts and then the kh row shifts of that stack: XLA:CPU copies every
-    operand of a stack into place after computing it on its own, so kh + kw operands cost far less than kh·kw
-    (1.5x faster for LeNet's C1 and C3).
+
+def patches_channels_first(xc, geo: Geometry):
+    """Pᵀ of channels-first images ``xc`` (c, n, h, w): (kh·kw·c, n·oh·ow), rows ordered (i, j, c).
+
+    With the channels first, each tap (i, j) contributes c contiguous rows of n·oh·ow pixels: the stack is a
+    copy of large contiguous slices, with no interleaving of the c channels. It is stacked in two stages, the
+    kw column shifts and then the kh row shifts of that stack: XLA:CPU copies every operand of a stack into
+    place after computing it on its own, so kh + kw operands cost far less than kh·kw (1.5x faster for
+    LeNet's C1 and C3).
     """
-    n = x.shape[0]
+    n = xc.shape[1]
     (oh, ow) = geo.out
+    (kh, kw) = geo.window
     if geo.out == (1, 1) and geo.dilation == (1, 1) and not any(geo.pads[0] + geo.pads[1]):
         # One window per image (LeNet's C5): the patch is the top-left kh × kw corner, no copy per tap.
-        (kh, kw) = geo.window
-        return x[:, :kh, :kw, :].reshape(n, -1).T
-    xc = jnp.transpose(pad_spatial(x, geo.pads), (3, 0, 1, 2))  # (c, n, h + pads, w + pads)
+        return jnp.transpose(xc[:, :, :kh, :kw], (2, 3, 0, 1)).reshape(-1, n)
+    xc = jnp.pad(xc, ((0, 0), (0, 0), *geo.pads))  # (c, n, h + pads, w + pads)
     rows, cols = _tap_slices(geo)
     by_column = jnp.stack([xc[:, :, :, c] for c in cols])  # (kw, c, n, h + pads, ow)
     taps = jnp.stack([by_column[:, :, :, r] for r in rows])  # (kh, kw, c, n, oh, ow)
@@ -153,14 +162,20 @@ def patches_transposed(x, geo: Geometry):
 
 
 def col2im_transposed(patches_t, x_shape, geo: Geometry):
-    """Adjoint of ``patches_transposed``: (kh·kw·c_in, n·oh·ow) → (n, h, w, c_in), overlaps summed.
+    """Adjoint of ``patches_transposed``: (kh·kw·c_in, n·oh·ow) → (n, h, w, c_in), overlaps summed."""
+    n, h, w, c = x_shape
+    return jnp.transpose(col2im_channels_first(patches_t, (c, n, h, w), geo), (1, 2, 3, 0))
+
+
+def col2im_channels_first(patches_t, xc_shape, geo: Geometry):
+    """Adjoint of ``patches_channels_first``: (kh·kw·c, n·oh·ow) → (c, n, h, w), overlaps summed.
 
     Each tap is added into its window with ``.at[].add`` rather than padded and summed: XLA fuses a chain of
     kh·kw pads into whichever loop consumes it (in LeNet, the pooling derivative, which reads every pixel four
     times), re-evaluating all kh·kw bounds checks per element read. The scatter-adds stay separate in-place
     updates.
     """
-    n, h, w, c = x_shape
+    c, n, h, w = xc_shape
     (kh, kw), (oh, ow) = geo.window, geo.out
     (top, bottom), (left, right) = geo.pads
     taps = patches_t.reshape(kh, kw, c, n, oh, ow)
@@ -169,7 +184,7 @@ def col2im_transposed(patches_t, x_shape, geo: Geometry):
     for i, r in enumerate(rows):
         for j, col in enumerate(cols):
             xc = xc.at[:, :, r, col].add(taps[i, j])
-    return jnp.transpose(xc[:, :, top:top + h, left:left + w], (1, 2, 3, 0))
+    return xc[:, :, top:top + h, left:left + w]
 
 
 # Below this many output channels the patch matmul runs transposed (see _im2col); at and above it the row form
@@ -177,69 +192,87 @@ def col2im_transposed(patches_t, x_shape, geo: Geometry):
 TRANSPOSED_BELOW_C_OUT = 32
 
 
-def _im2col(x, w, geo, precision):
+def _im2col(x, w, bias, geo, precision):
     n, (oh, ow), c_out = x.shape[0], geo.out, w.shape[3]
     dtype = jnp.result_type(x, w)
     if c_out >= TRANSPOSED_BELOW_C_OUT:
         patches = im2col_geo(x.astype(dtype), geo)
         y = jnp.matmul(patches, w.astype(dtype).reshape(-1, c_out), precision=precision)
-        return y.reshape(n, oh, ow, c_out)
-    return _im2col_transposed(geo, precision, tuple(x.shape), x.astype(dtype), w.astype(dtype))
+        return _add_bias(y.reshape(n, oh, ow, c_out), bias)
+    # Channels first around the transposed matmul: the (c_out, n, oh, ow) result is transposed back once.
+    yc = _im2col_channels_first(jnp.transpose(x, (3, 0, 1, 2)), w, bias, geo, precision)
+    return jnp.transpose(yc, (1, 2, 3, 0))
 
 
-# y = P · W computed as yᵀ = Wᵀ · Pᵀ when c_out is small: with c_out as the rows, the matmul's long dimension
-# n·oh·ow is the output's contiguous one (c_out = 6 or 16 columns make a poor matmul on CPU). Its derivative is
-# the notes' hand backprop (``conv2d_backprop``) in the same transposed layout, given to JAX as the VJP:
+def _im2col_channels_first(xc, w, bias, geo, precision):
+    dtype = jnp.result_type(xc, w)
+    bias = jnp.zeros((w.shape[3],), dtype) if bias is None else bias.astype(dtype)
+    return _im2col_transposed(geo, precision, tuple(xc.shape), xc.astype(dtype), w.astype(dtype), bias)
+
+
+# y = P · W computed as yᵀ = Wᵀ · Pᵀ, channels first, when c_out is small: with c_out as the rows, the matmul's
+# long dimension n·oh·ow is the output's contiguous one (c_out = 6 or 16 columns make a poor matmul on CPU).
+# Its derivative is the notes' hand backprop (``conv2d_backprop``) in the same layout, given to JAX as the VJP:
 #     ∂L/∂W = Pᵀ · δ   (Pᵀ's rows against δᵀ's rows: no transpose of the long patch matrix),
-#     ∂L/∂x = col2im((δ · Wᵀ)ᵀ) = col2im(W · δᵀ).
+#     ∂L/∂x = col2im((δ · Wᵀ)ᵀ) = col2im(W · δᵀ),
+#     ∂L/∂b = δᵀ · 1   (the sum of δᵀ's rows).
 # Left to autodiff, the transposed slices become a chain of pads that XLA:CPU fuses into the next layer's
 # backward and re-evaluates there (LeNet's training step ran 1.5x slower). Reverse mode only: for jax.jvp /
 # jacfwd use method "xla" or "direct".
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _im2col_transposed(geo, precision, x_shape, x, w):
-    return _im2col_transposed_fwd(geo, precision, x_shape, x, w)[0]
+def _im2col_transposed(geo, precision, xc_shape, xc, w, bias):
+    return _im2col_transposed_fwd(geo, precision, xc_shape, xc, w, bias)[0]
 
 
-def _im2col_transposed_fwd(geo, precision, x_shape, x, w):
-    n, (oh, ow), c_out = x_shape[0], geo.out, w.shape[3]
-    patches_t = patches_transposed(x, geo)
+def _im2col_transposed_fwd(geo, precision, xc_shape, xc, w, bias):
+    n, (oh, ow), c_out = xc_shape[1], geo.out, w.shape[3]
+    patches_t = patches_channels_first(xc, geo)
     w_mat = w.reshape(-1, c_out)
-    y_t = jnp.matmul(w_mat.T, patches_t, precision=precision)
-    return jnp.transpose(y_t.reshape(c_out, n, oh, ow), (1, 2, 3, 0)), (patches_t, w_mat)
+    y_t = jnp.matmul(w_mat.T, patches_t, precision=precision) + bias[:, None]
+    return y_t.reshape(c_out, n, oh, ow), (patches_t, w_mat)
 
 
-def _im2col_transposed_bwd(geo, precision, x_shape, residuals, delta):
+def _im2col_transposed_bwd(geo, precision, xc_shape, residuals, delta):
     patches_t, w_mat = residuals
     kh, kw = geo.window
-    c_in, c_out = x_shape[3], w_mat.shape[1]
-    delta_t = jnp.transpose(delta, (3, 0, 1, 2)).reshape(c_out, -1)  # δᵀ: (c_out, n·oh·ow)
+    c_in, c_out = xc_shape[0], w_mat.shape[1]
+    delta_t = delta.reshape(c_out, -1)  # δᵀ: (c_out, n·oh·ow)
     dw = jnp.einsum("kn,on->ko", patches_t, delta_t, precision=precision)  # Pᵀ · δ
-    dx = col2im_transposed(jnp.matmul(w_mat, delta_t, precision=precision), x_shape, geo)  # col2im(W · δᵀ)
-    return dx, dw.reshape(kh, kw, c_in, c_out)
+    dxc = col2im_channels_first(jnp.matmul(w_mat, delta_t, precision=precision), xc_shape, geo)  # col2im(W·δᵀ)
+    return dxc, dw.reshape(kh, kw, c_in, c_out), jnp.sum(delta_t, axis=1)
 
 
 _im2col_transposed.defvjp(_im2col_transposed_fwd, _im2col_transposed_bwd)
 
 
-def _xla(x, w, geo, precision):
+def _check_bias(bias, w_shape):
+    if bias is not None and tuple(jnp.shape(bias)) != (w_shape[3],):
+        raise ValueError(
+            f"bias must have shape (c_out,) = ({w_shape[3]},) for w.shape={tuple(w_shape)}, "
+            f"got bias.shape={tuple(jnp.shape(bias))}"
+        )
+
+
+def _xla(x, w, bias, geo, precision):
     dtype = jnp.result_type(x, w)
-    return lax.conv_general_dilated(
+    return _add_bias(lax.conv_general_dilated(
         x.astype(dtype), w.astype(dtype), window_strides=geo.stride, padding=geo.pads, rhs_dilation=geo.dilation,
         dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision,
-    )
+    ), bias)
 
 
 @functools.partial(jax.jit, static_argnames=("stride", "padding", "dilation", "method", "precision"))
-def conv2d(x, w, *, stride=1, padding="VALID", dilation=1, method="xla", precision=None):
-    """2-D convolution (cross-correlation) of NHWC images with HWIO kernels.
+def conv2d(x, w, bias=None, *, stride=1, padding="VALID", dilation=1, method="xla", precision=None):
+    """2-D convolution (cross-correlation) of NHWC images with HWIO kernels, plus an optional bias per channel.
 
-        y[b, p, q, o] = Σ_{i,j,c} x̃[b, p·s_h + i·d_h, q·s_w + j·d_w, c] · w[i, j, c, o]
+        y[b, p, q, o] = Σ_{i,j,c} x̃[b, p·s_h + i·d_h, q·s_w + j·d_w, c] · w[i, j, c, o]  (+ bias[o])
 
     x̃ is ``x`` zero-padded, s = ``stride``, d = ``dilation``.
 
     Args:
       x: (n, h, w, c_in) float array.
       w: (kh, kw, c_in, c_out) float array.
+      bias: None or (c_out,) float array, added to every output pixel (cast to the result dtype).
       stride: int or (s_h, s_w), >= 1.
       padding: "VALID" (none), "SAME" (output size ceil(h / s_h), XLA's split), an int p (p on every side),
         (p_h, p_w), or ((top, bottom), (left, right)). Tuples, not lists (static arguments are hashed).
@@ -257,4 +290,5 @@ def conv2d(x, w, *, stride=1, padding="VALID", dilation=1, method="xla", precisi
     """
     check_choice(method, METHODS, name="method")
     geo = conv_geometry(x.shape, w.shape, stride=stride, padding=padding, dilation=dilation)
-    return {"xla": _xla, "direct": _direct, "im2col": _im2col}[method](x, w, geo, precision)
+    _check_bias(bias, w.shape)
+    return {"xla": _xla, "direct": _direct, "im2col": _im2col}[method](x, w, bias, geo, precision)

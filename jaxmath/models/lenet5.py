@@ -292,7 +292,7 @@ def _layers(params, x, *, variant, compute_dtype, conv_method):
     cast = (lambda a: a) if compute_dtype is None else (lambda a: a.astype(compute_dtype))
 
     def conv(a, w, b):
-        return _conv.conv2d(cast(a), cast(w), padding="VALID", method=conv_method).astype(dtype) + b
+        return _conv.conv2d(cast(a), cast(w), cast(b), padding="VALID", method=conv_method).astype(dtype)
 
     def dense(a, w, b):
         return jnp.matmul(cast(a), cast(w)).astype(dtype) + b
