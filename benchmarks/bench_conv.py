@@ -13,7 +13,8 @@ Three layers, float32, NHWC/HWIO for JAX and NCHW/OIHW for torch (each as its us
 which is what a training step needs. Contenders:
 
 * ``xla``: ``jax.vjp`` of ``conv2d(method="xla")`` (``lax.conv_general_dilated`` and its transposes), jitted;
-* ``im2col``: ``jax.vjp`` of ``conv2d(method="im2col")``, jitted (autodiff of the patch matmul);
+* ``im2col``: ``jax.vjp`` of ``conv2d(method="im2col")``, jitted (below 32 output channels its custom VJP, the
+  hand backprop in the transposed layout; from 32 up, autodiff of the patch matmul);
 * ``im2col+hand``: ``conv2d(method="im2col")`` then ``conv2d_backprop`` (Pᵀδ, col2im(δWᵀ)), jitted;
 * ``direct``: ``jax.vjp`` of ``conv2d(method="direct")`` (one slice and small matmul per tap), jitted;
 * ``torch``: ``torch.nn.functional.conv2d`` forward, ``y.backward(δ)`` (eager, torch's default thread count).
