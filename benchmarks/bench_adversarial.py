@@ -2,6 +2,7 @@
 
     python benchmarks/bench_adversarial.py --samples 10000 --repeats 3 --json /tmp/bench_adversarial.json
     python benchmarks/bench_adversarial.py --samples 500 --repeats 2        # smoke run
+    python benchmarks/bench_adversarial.py --samples 10000 --contenders pgd,loop,torch   # the per-attack ratios
 
 Contenders, timed interleaved in one run (repeat r runs every contender once, so load changes on a shared
 machine hit them alike), each over the first ``--samples`` test images in batches of ``--batch-size``:
@@ -9,8 +10,10 @@ machine hit them alike), each over the first ``--samples`` test images in batche
   (a) ``pgd``: ``adversarial.pgd`` (one compiled ``lax.fori_loop`` per batch) against ``loop``: the same
       attack as a Python loop of 40 calls to one jitted PGD step (random start, gradient sign step,
       projection, clip), the way cleverhans' JAX PGD drives its steps from Python;
-  (b) ``curve_vmap``: ``adversarial.robust_accuracy`` over 8 radii (vmapped: one program) against
-      ``curve_8_runs``: eight ``robust_accuracy`` calls with one radius each (one compile, ε traced);
+  (b) ``curve_vmap``: ``adversarial.robust_accuracy`` over 8 radii, vmapped (``vectorize_eps=True``: one
+      program on 8·B rows), and ``curve_map``: the same with ``vectorize_eps=False`` (``lax.map`` over the
+      radii in one program, the CPU default), against ``curve_8_runs``: eight ``robust_accuracy`` calls with
+      one radius each (one compile, ε traced);
   (c) ``torch``: PGD-40 written as torch users write it (nn.Module with the same weights,
       ``torch.autograd.grad`` in a Python loop) on torch's CPU backend.
 
@@ -77,16 +80,18 @@ def make_jax_contenders(model, params, x, labels, batch_size):
             out.append(x_adv)
         return jax.block_until_ready(out)
 
-    def curve_vmap():
+    def curve(vectorize_eps):
         return adversarial.robust_accuracy(apply_fn, params, x, labels, key, eps=list(CURVE), step_size=STEP_SIZE,
-                                           num_steps=NUM_STEPS, batch_size=batch_size).accuracy
+                                           num_steps=NUM_STEPS, batch_size=batch_size,
+                                           vectorize_eps=vectorize_eps).accuracy
 
     def curve_8_runs():
         return np.concatenate([
             adversarial.robust_accuracy(apply_fn, params, x, labels, key, eps=[e], step_size=STEP_SIZE,
                                         num_steps=NUM_STEPS, batch_size=batch_size).accuracy for e in CURVE])
 
-    return {"pgd": pgd_all, "loop": loop_all, "curve_vmap": curve_vmap, "curve_8_runs": curve_8_runs}
+    return {"pgd": pgd_all, "loop": loop_all, "curve_vmap": lambda: curve(True), "curve_map": lambda: curve(False),
+            "curve_8_runs": curve_8_runs}
 
 
 def make_torch_contender(params, x, labels, batch_size):
@@ -150,6 +155,7 @@ def main():
     parser.add_argument("--model", help="directory saved by jaxmath train cnn (default: random LeNet-5)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--contenders", help="comma-separated subset to run (default: all), e.g. pgd,loop,torch")
     args = parser.parse_args()
 
     x, labels = load_mnist(f"test[:{args.samples}]")
@@ -167,6 +173,12 @@ def main():
             ref = net(torch.from_numpy(np.array(x[:64]))).numpy()
         np.testing.assert_allclose(ref, np.asarray(model.apply(params, x[:64])), rtol=1e-4, atol=1e-4)
         contenders["torch"] = torch_pgd
+    if args.contenders:
+        wanted = args.contenders.split(",")
+        unknown = sorted(set(wanted) - set(contenders))
+        if unknown:
+            parser.error(f"--contenders: unknown {', '.join(unknown)}; choose from {', '.join(contenders)}")
+        contenders = {name: fn for name, fn in contenders.items() if name in wanted}
 
     first = {}
     for name, fn in contenders.items():
@@ -185,10 +197,9 @@ def main():
     rows = {name: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v), "first_call_s": first[name],
                    "compile_s_estimate": first[name] - statistics.median(v)} for name, v in times.items()}
     med = {k: v["median_s"] for k, v in rows.items()}
-    ratios = {"loop_over_pgd": med["loop"] / med["pgd"],
-              "curve_8_runs_over_vmap": med["curve_8_runs"] / med["curve_vmap"]}
-    if "torch" in med:
-        ratios["torch_over_pgd"] = med["torch"] / med["pgd"]
+    pairs = {"loop_over_pgd": ("loop", "pgd"), "curve_8_runs_over_vmap": ("curve_8_runs", "curve_vmap"),
+             "curve_8_runs_over_map": ("curve_8_runs", "curve_map"), "torch_over_pgd": ("torch", "pgd")}
+    ratios = {name: med[a] / med[b] for name, (a, b) in pairs.items() if a in med and b in med}
     targets = {"loop_over_pgd": 2.0, "curve_8_runs_over_vmap": 1.5}
 
     print(f"\nPGD-40 (eps {EPS}, step {STEP_SIZE}, random start) on LeNet-5, {args.samples} test images, "

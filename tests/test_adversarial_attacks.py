@@ -364,7 +364,8 @@ def _loop_accuracy(apply_fn, params, x, labels, key, eps_values, batch_size, **o
     return np.asarray(out)
 
 
-def test_robust_accuracy_on_a_ragged_last_batch_matches_a_loop_and_compiles_once():
+@pytest.mark.parametrize("vectorize_eps", [True, False], ids=["vmap", "map"])
+def test_robust_accuracy_on_a_ragged_last_batch_matches_a_loop_and_compiles_once(vectorize_eps):
     model, params, x, _ = _small_mlp(dtype="float32", n=25, seed=5)  # n = 25: batches 10, 10, 5
     # labels the untrained net gets right on 20 of the 25 inputs, so the attack has something to break
     labels = jnp.argmax(model.apply(params, x), axis=1).astype(jnp.int32)
@@ -373,15 +374,23 @@ def test_robust_accuracy_on_a_ragged_last_batch_matches_a_loop_and_compiles_once
     options = dict(step_size=0.05, num_steps=3)
     start = robust_module._batch_counts._cache_size()
     eps = [0.0, 0.02, 0.05, 0.1, 0.3, 0.6]
-    curve = adversarial.robust_accuracy(apply_fn, params, x, labels, KEY, eps=eps, batch_size=10, **options)
+    curve = adversarial.robust_accuracy(apply_fn, params, x, labels, KEY, eps=eps, batch_size=10,
+                                        vectorize_eps=vectorize_eps, **options)
     assert robust_module._batch_counts._cache_size() - start == 1  # 6 eps, 3 batches (10, 10, 5 padded): one trace
-    adversarial.robust_accuracy(apply_fn, params, x, labels, jax.random.key(3), eps=eps, batch_size=10, **options)
+    adversarial.robust_accuracy(apply_fn, params, x, labels, jax.random.key(3), eps=eps, batch_size=10,
+                                vectorize_eps=vectorize_eps, **options)
     assert robust_module._batch_counts._cache_size() - start == 1
     assert curve.eps.shape == curve.accuracy.shape == (6,)
     clean = float(np.mean(np.asarray(jnp.argmax(model.apply(params, x), axis=1) == labels)))
     assert curve.clean_accuracy == clean == 0.8
     np.testing.assert_allclose(curve.accuracy, _loop_accuracy(apply_fn, params, x, labels, KEY, eps, 10, **options))
     assert curve.accuracy[0] == clean and curve.accuracy[-1] < clean
+
+
+def test_robust_accuracy_refuses_a_non_bool_vectorize_eps():
+    model, params, x, labels = _small_mlp(dtype="float32", n=4, seed=1)
+    with pytest.raises(TypeError, match="vectorize_eps must be True, False or None, got vectorize_eps='yes'"):
+        adversarial.robust_accuracy(model.apply, params, x, labels, KEY, eps=0.1, attack="fgsm", vectorize_eps="yes")
 
 
 # --------------------------------------------------------------------------- on a trained MNIST network

@@ -1,7 +1,8 @@
 """Robust accuracy over a list of ε: a whole robustness curve from one compiled program.
 
-The attack is ``jax.vmap``-ed over the ε values (and over per-ε step sizes when given), and the data go
-through in fixed-size batches, so every batch and every ε reuses the one program compiled for the first batch.
+The attack is ``jax.vmap``-ed over the ε values (and over per-ε step sizes when given), or, on CPU, mapped
+over them with ``lax.map`` inside the same program; the data go through in fixed-size batches, so every batch
+and every ε reuses the one program compiled for the first batch.
 The last, ragged batch is padded to the same size and its padding rows are masked out of the counts: no
 input is dropped and nothing recompiles.
 """
@@ -66,8 +67,8 @@ def _attack_options(attack, options):
     return options
 
 
-@partial(jax.jit, static_argnames=("apply_fn", "attack", "options"))
-def _batch_counts(params, x, labels, mask, key, eps, step_size, *, apply_fn, attack, options):
+@partial(jax.jit, static_argnames=("apply_fn", "attack", "options", "vectorize_eps"))
+def _batch_counts(params, x, labels, mask, key, eps, step_size, *, apply_fn, attack, options, vectorize_eps):
     """Correct counts of one padded batch: clean (scalar) and under the attack at every ε (shape (k,))."""
     options = dict(options)
 
@@ -81,14 +82,18 @@ def _batch_counts(params, x, labels, mask, key, eps, step_size, *, apply_fn, att
         return jnp.argmax(apply_fn(params, images), axis=-1) == labels
 
     clean = correct(x) & mask
-    x_adv = jax.vmap(attacked)(eps, step_size)                        # (k, b, ...)
+    if vectorize_eps:
+        x_adv = jax.vmap(attacked)(eps, step_size)                    # (k, b, ...)
+    else:
+        x_adv = jax.lax.map(lambda radius: attacked(*radius), (eps, step_size))
     # A robust input is classified correctly both clean and attacked: a clean error is not robust.
     robust = jax.vmap(correct)(x_adv) & clean
     return jnp.sum(clean), jnp.sum(robust, axis=1)
 
 
 def robust_accuracy(
-    apply_fn, params, x, labels, key, *, eps, attack="pgd", batch_size=1000, **attack_options: Any
+    apply_fn, params, x, labels, key, *, eps, attack="pgd", batch_size=1000, vectorize_eps=None,
+    **attack_options: Any
 ) -> RobustAccuracy:
     """Accuracy of a classifier under an attack, for each radius ε in ``eps``.
 
@@ -99,8 +104,8 @@ def robust_accuracy(
     robust only when it is also classified correctly without the attack, so ``acc(ε) ≤ clean accuracy``.
     Correctness is always recomputed from the logits of the returned images.
 
-    The attack is vmapped over the k radii and run batch by batch with the same compiled program: one
-    compile for the whole curve. Batch ``b`` (rows ``b·B`` to ``(b+1)·B``) attacks with key
+    The attack runs over the k radii inside one program (vmapped, or ``lax.map``-ped: see ``vectorize_eps``)
+    and batch by batch with that same compiled program: one compile for the whole curve. Batch ``b`` (rows ``b·B`` to ``(b+1)·B``) attacks with key
     ``jax.random.fold_in(key, b)``, the same key for every ε (so the curve's points differ only by ε).
 
     Args:
@@ -111,7 +116,12 @@ def robust_accuracy(
       key: PRNG key for the attack's random starts (unused by FGSM).
       eps: a radius ε ≥ 0 or a sequence of k of them.
       attack: ``"pgd"`` or ``"fgsm"``.
-      batch_size: B ≥ 1 rows per batch (memory grows with k·B).
+      batch_size: B ≥ 1 rows per batch (memory grows with k·B when the radii are vectorized).
+      vectorize_eps: True: ``jax.vmap`` over the radii, one attack on k·B rows at a time; False: ``lax.map``,
+        one radius after the other in the same program (the same results). None (default): True on GPU and
+        TPU, where k·B rows fill the device better; False on CPU, where the compute is the same either way
+        and batching the ε axis through the convolutions' reshapes costs extra copies (LeNet-5, PGD-40, 8
+        radii: vmap 1.38× slower, ``benchmarks/RESULTS.md``).
       **attack_options: keyword options of the attack (``step_size`` and ``num_steps`` for PGD, ``norm``,
         ``random_start``, ``num_restarts``, ``loss``, ``clip``); PGD's ``step_size`` may also be a sequence of
         k values, one per ε (e.g. 2.5·ε/num_steps). ``targeted`` is refused.
@@ -123,6 +133,10 @@ def robust_accuracy(
     options = _attack_options(attack, dict(attack_options))
     V.check_key(key)
     V.check_integer(batch_size, name="batch_size", minimum=1)
+    if vectorize_eps is None:
+        vectorize_eps = jax.default_backend() != "cpu"
+    elif not isinstance(vectorize_eps, bool):
+        raise TypeError(f"vectorize_eps must be True, False or None, got vectorize_eps={vectorize_eps!r}")
     eps_host = np.atleast_1d(_real_array(eps, name="eps"))
     if eps_host.ndim != 1 or eps_host.size == 0:
         raise ValueError(f"eps must be a radius or a non-empty 1-D sequence of radii, got eps={eps!r}")
@@ -165,7 +179,7 @@ def robust_accuracy(
         mask = jnp.arange(size) < rows
         c, r = _batch_counts(
             params, xb, lb, mask, jax.random.fold_in(key, b), eps_dev, step_dev,
-            apply_fn=apply_fn, attack=attack, options=static_options,
+            apply_fn=apply_fn, attack=attack, options=static_options, vectorize_eps=vectorize_eps,
         )
         clean_count += int(c)
         robust_count += np.asarray(r, np.int64)
