@@ -150,17 +150,18 @@ def test_im2col_methods_transposed_patch_matrix_is_the_patch_matrix(xs, ws, stri
 
 
 @pytest.mark.parametrize("xs, ws, stride, padding, dilation", CASES)
-def test_col2im_transposed_is_the_adjoint_of_the_transposed_patch_matrix(xs, ws, stride, padding, dilation):
-    # im2col's custom VJP sends W · δᵀ back through col2im_transposed: <Pᵀ(x), c> == <x, col2im_t(c)>.
-    from jaxmath.conv.conv2d import col2im_transposed, conv_geometry, patches_transposed
+def test_col2im_channels_first_is_the_adjoint_of_the_channels_first_patch_matrix(xs, ws, stride, padding, dilation):
+    # im2col's custom VJP sends W · δᵀ back through col2im_channels_first: <Pᵀ(xc), c> == <xc, col2im(c)>.
+    from jaxmath.conv.conv2d import col2im_channels_first, conv_geometry, patches_channels_first
 
     x, _ = data(xs, ws, jnp.float64)
+    xc = jnp.transpose(x, (3, 0, 1, 2))
     geo = conv_geometry(xs, ws, stride=stride, padding=padding, dilation=dilation)
-    pt = patches_transposed(x, geo)
+    pt = patches_channels_first(xc, geo)
     c = jnp.asarray(np.random.default_rng(5).normal(size=pt.shape), jnp.float64)
-    back = col2im_transposed(c, xs, geo)
-    assert back.shape == xs
-    np.testing.assert_allclose(jnp.vdot(pt, c), jnp.vdot(x, back), rtol=1e-12)
+    back = col2im_channels_first(c, xc.shape, geo)
+    assert back.shape == xc.shape
+    np.testing.assert_allclose(jnp.vdot(pt, c), jnp.vdot(xc, back), rtol=1e-12)
 
 
 def test_im2col_gradient_is_reverse_mode_only_and_stays_finite_in_bfloat16():

@@ -105,8 +105,9 @@ def robust_accuracy(
     Correctness is always recomputed from the logits of the returned images.
 
     The attack runs over the k radii inside one program (vmapped, or ``lax.map``-ped: see ``vectorize_eps``)
-    and batch by batch with that same compiled program: one compile for the whole curve. Batch ``b`` (rows ``b·B`` to ``(b+1)·B``) attacks with key
-    ``jax.random.fold_in(key, b)``, the same key for every ε (so the curve's points differ only by ε).
+    and batch by batch with that same compiled program: one compile for the whole curve. Batch ``b`` (rows
+    ``b·B`` to ``(b+1)·B``) attacks with key ``jax.random.fold_in(key, b)``, the same key for every ε (so the
+    curve's points differ only by ε).
 
     Args:
       apply_fn: ``apply_fn(params, x) -> (n, k)`` logits.
