@@ -1,7 +1,7 @@
 """``jaxmath attack``: clean and robust accuracy of a saved model under FGSM or PGD, for a list of ε.
 
-A thin shell over ``jaxmath.adversarial``: the whole curve is one ``robust_accuracy`` call (the attack vmapped
-over ε, one compile), success recomputed from the logits of the attacked images. ``--plot`` draws a few test
+A thin shell over ``jaxmath.adversarial``: the whole curve is one ``robust_accuracy`` call (the attack over all
+ε in one compiled program), success recomputed from the logits of the attacked images. ``--plot`` draws a few test
 digits beside their attacked versions (``jaxmath.plot.adversarial_examples``). Every flag and output path is
 checked before the model or the data are loaded.
 """
