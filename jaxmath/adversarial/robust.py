@@ -119,10 +119,10 @@ def robust_accuracy(
       attack: ``"pgd"`` or ``"fgsm"``.
       batch_size: B ≥ 1 rows per batch (memory grows with k·B when the radii are vectorized).
       vectorize_eps: True: ``jax.vmap`` over the radii, one attack on k·B rows at a time; False: ``lax.map``,
-        one radius after the other in the same program (the same results). None (default): True on GPU and
+        one radius after the other in the same program (the same attack). None (default): True on GPU and
         TPU, where k·B rows fill the device better; False on CPU, where the compute is the same either way
         and batching the ε axis through the convolutions' reshapes costs extra copies (LeNet-5, PGD-40, 8
-        radii: vmap 1.38× slower, ``benchmarks/RESULTS.md``).
+        radii: ``benchmarks/RESULTS.md``).
       **attack_options: keyword options of the attack (``step_size`` and ``num_steps`` for PGD, ``norm``,
         ``random_start``, ``num_restarts``, ``loss``, ``clip``); PGD's ``step_size`` may also be a sequence of
         k values, one per ε (e.g. 2.5·ε/num_steps). ``targeted`` is refused.

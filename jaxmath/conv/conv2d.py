@@ -145,8 +145,8 @@ def patches_channels_first(xc, geo: Geometry):
     With the channels first, each tap (i, j) contributes c contiguous rows of n·oh·ow pixels: the stack is a
     copy of large contiguous slices, with no interleaving of the c channels. It is stacked in two stages, the
     kw column shifts and then the kh row shifts of that stack: XLA:CPU copies every operand of a stack into
-    place after computing it on its own, so kh + kw operands cost far less than kh·kw (with its matmul, 1.4x
-    faster at LeNet's C1 and C3).
+    place after computing it on its own, so kh + kw operands cost far less than kh·kw (LeNet's C1 and C3:
+    ``benchmarks/RESULTS.md``).
     """
     n = xc.shape[1]
     (oh, ow) = geo.out
@@ -207,7 +207,7 @@ def _im2col(x, w, bias, geo, precision):
 #     ∂L/∂x = col2im((δ · Wᵀ)ᵀ) = col2im(W · δᵀ),
 #     ∂L/∂b = δᵀ · 1   (the sum of δᵀ's rows).
 # Left to autodiff, the transposed slices become a chain of pads that XLA:CPU fuses into the next layer's
-# backward and re-evaluates there (LeNet's training step ran 1.3x slower). Reverse mode only: for jax.jvp /
+# backward and re-evaluates there (a LeNet training step: ``benchmarks/RESULTS.md``). Reverse mode only: for jax.jvp /
 # jacfwd use method "xla" or "direct".
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
 def _im2col_transposed(geo, precision, xc_shape, xc, w, bias):
