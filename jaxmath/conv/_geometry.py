@@ -83,17 +83,26 @@ def geometry(spatial, window, *, stride, padding, dilation=1, name="w") -> Geome
     return Geometry(window, stride, dilation, pads, out)
 
 
+def tap_slices(geo: Geometry):
+    """The strided row slices (one per window row i) and column slices (one per window column j) of x̃.
+
+    Window row i reads padded rows i·d_h, i·d_h + s_h, ... (oh of them); column j alike.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geo.window, geo.stride, geo.dilation, geo.out
+    rows = [slice(i * dh, i * dh + sh * (oh - 1) + 1, sh) for i in range(kh)]
+    cols = [slice(j * dw, j * dw + sw * (ow - 1) + 1, sw) for j in range(kw)]
+    return rows, cols
+
+
 def window_slices(geo: Geometry):
     """For each window offset (i, j), row-major, the strided slices of the padded input it reads.
 
     The output pixel (p, q) reads padded pixel (p·s_h + i·d_h, q·s_w + j·d_w) at offset (i, j).
     """
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geo.window, geo.stride, geo.dilation, geo.out
-    for i in range(kh):
-        for j in range(kw):
-            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
-            cols = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
-            yield (i, j), (slice(None), rows, cols, slice(None))
+    rows, cols = tap_slices(geo)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            yield (i, j), (slice(None), r, c, slice(None))
 
 
 def pad_spatial(x, pads, value=0):

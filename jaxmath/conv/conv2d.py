@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxmath._validation import check_choice, check_integer, check_ndim
-from jaxmath.conv._geometry import Geometry, crop_spatial, geometry, pad_spatial, window_slices
+from jaxmath.conv._geometry import Geometry, crop_spatial, geometry, pad_spatial, tap_slices, window_slices
 
 METHODS = ("xla", "direct", "im2col")
 
@@ -126,14 +126,6 @@ def _direct(x, w, bias, geo, precision):
     return _add_bias(y, bias)
 
 
-def _tap_slices(geo: Geometry):
-    """The strided row slices (one per window row i) and column slices (one per window column j) of x̃."""
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geo.window, geo.stride, geo.dilation, geo.out
-    rows = [slice(i * dh, i * dh + sh * (oh - 1) + 1, sh) for i in range(kh)]
-    cols = [slice(j * dw, j * dw + sw * (ow - 1) + 1, sw) for j in range(kw)]
-    return rows, cols
-
-
 def patches_transposed(x, geo: Geometry):
     """Pᵀ = ``im2col_geo(x, geo).T`` built directly: (kh·kw·c_in, n·oh·ow), rows ordered (i, j, c)."""
     return patches_channels_first(jnp.transpose(x, (3, 0, 1, 2)), geo)
@@ -155,7 +147,7 @@ def patches_channels_first(xc, geo: Geometry):
         # One window per image (LeNet's C5): the patch is the top-left kh × kw corner, no copy per tap.
         return jnp.transpose(xc[:, :, :kh, :kw], (2, 3, 0, 1)).reshape(-1, n)
     xc = jnp.pad(xc, ((0, 0), (0, 0), *geo.pads))  # (c, n, h + pads, w + pads)
-    rows, cols = _tap_slices(geo)
+    rows, cols = tap_slices(geo)
     by_column = jnp.stack([xc[:, :, :, c] for c in cols])  # (kw, c, n, h + pads, ow)
     taps = jnp.stack([by_column[:, :, :, r] for r in rows])  # (kh, kw, c, n, oh, ow)
     return taps.reshape(-1, n * oh * ow)
@@ -174,7 +166,7 @@ def col2im_channels_first(patches_t, xc_shape, geo: Geometry):
     (top, bottom), (left, right) = geo.pads
     taps = patches_t.reshape(kh, kw, c, n, oh, ow)
     xc = jnp.zeros((c, n, h + top + bottom, w + left + right), patches_t.dtype)
-    rows, cols = _tap_slices(geo)
+    rows, cols = tap_slices(geo)
     for i, r in enumerate(rows):
         for j, col in enumerate(cols):
             xc = xc.at[:, :, r, col].add(taps[i, j])
