@@ -220,3 +220,20 @@ def test_fitted_patch_beats_a_noise_patch_on_held_out_digits(small_mlp):
     noise = adversarial.patch_success_rate(model.apply, params, x_test, labels_test,
                                            jax.random.uniform(jax.random.key(6), (20, 20)), key, target=4)
     assert fitted >= 0.4 and noise <= 0.1
+
+
+@pytest.mark.slow
+def test_a_patch_fitted_under_rotation_and_scale_works_turned_and_scaled(small_mlp):
+    # Brown et al.'s expectation over transformation: turned by up to 22.5° and scaled by 0.9–1.05 while fitting,
+    # then measured on held-out digits under fresh placements of the same kind
+    model, params, x = small_mlp
+    x_test, labels_test = load_mnist("test[:1000]")
+    turns = dict(max_rotation_degrees=22.5, scale_range=(0.9, 1.05))
+    patch, info = adversarial.fit_patch(model.apply, params, x, jax.random.key(4), target=4, patch_size=20,
+                                        max_steps=100, batch_size=32, learning_rate=0.1, **turns)
+    assert not bool(info.nonfinite)
+    key = jax.random.key(5)
+    fitted = adversarial.patch_success_rate(model.apply, params, x_test, labels_test, patch, key, target=4, **turns)
+    noise = adversarial.patch_success_rate(model.apply, params, x_test, labels_test,
+                                           jax.random.uniform(jax.random.key(6), (20, 20)), key, target=4, **turns)
+    assert fitted >= 0.4 and noise <= 0.1

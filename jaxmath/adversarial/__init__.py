@@ -30,3 +30,6 @@ from jaxmath.adversarial.patch import fit_patch as fit_patch
 from jaxmath.adversarial.patch import patch_loss as patch_loss
 from jaxmath.adversarial.patch import patch_success_rate as patch_success_rate
 from jaxmath.adversarial.patch import random_positions as random_positions
+from jaxmath.adversarial.patch_transform import PatchPlacement as PatchPlacement
+from jaxmath.adversarial.patch_transform import apply_transformed_patch as apply_transformed_patch
+from jaxmath.adversarial.patch_transform import random_placements as random_placements

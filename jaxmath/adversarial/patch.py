@@ -6,9 +6,11 @@ positions into a random batch of digits and descends the batch's mean cross-entr
 
     P ← clip(Adam step on  E_{x ~ data, l ~ positions} [−log softmax(f(A(x, P, l)))_t],  0, 1)
 
-where A(x, P, l) pastes P into x with its top-left corner at l (:func:`apply_patch`). Its targeted success
-rate on held-out digits of other classes (:func:`patch_success_rate`) is the paper's measure; a patch of
-uniform noise of the same size is the baseline.
+where A(x, P, l) pastes P into x with its top-left corner at l (:func:`apply_patch`). With
+``max_rotation_degrees`` or ``scale_range`` the placements l also turn and scale the patch, as in the paper
+(:mod:`~jaxmath.adversarial.patch_transform`), and the patch learns to work whichever way it is stuck on. Its
+targeted success rate on held-out digits of other classes (:func:`patch_success_rate`, under the same
+transformations) is the paper's measure; a patch of uniform noise of the same size is the baseline.
 
 Images are ``(n, H, W)``, uint8 (scaled by 1/255) or floats in [0, 1]; with ``flatten=True`` (default) the
 model sees ``(n, H·W)`` rows, which the MLP and LeNet-5 both accept.
@@ -28,6 +30,8 @@ from jaxmath import _validation as V
 from jaxmath import optim
 from jaxmath.adversarial.fooling import _params_dtype, check_rate, check_target, num_classes_of
 from jaxmath.adversarial.losses import cross_entropy
+from jaxmath.adversarial.patch_transform import (PatchPlacement, apply_transformed_patch, check_transform_range,
+                                                 random_placements)
 from jaxmath.training.objectives import prepare_images
 from jaxmath.unsupervised import _guard as _g
 
@@ -96,6 +100,28 @@ def random_positions(key: Array, *, num_images: int, image_shape: tuple, patch_s
     return jax.random.randint(key, (num_images, 2), 0, high, dtype=jnp.int32)
 
 
+def _paste(x, patch, positions):
+    if isinstance(positions, PatchPlacement):
+        return apply_transformed_patch(x, patch, positions)
+    return apply_patch(x, patch, positions)
+
+
+def _draw(key, num_images, image_shape, patch_shape, transform):
+    """Integer corners when the patch only moves (``transform`` None), else placements that turn and scale."""
+    if transform is None:
+        return random_positions(key, num_images=num_images, image_shape=image_shape, patch_shape=patch_shape)
+    max_rotation_degrees, scale_range = transform
+    return random_placements(key, num_images=num_images, image_shape=image_shape, patch_shape=patch_shape,
+                             max_rotation_degrees=max_rotation_degrees, scale_range=scale_range)
+
+
+def _transform(max_rotation_degrees, scale_range, *, image_shape, patch_shape):
+    """The static (θ_max, (s_lo, s_hi)) of a fit or a rate, None for positions only (the exact integer paste)."""
+    max_degrees, scales = check_transform_range(max_rotation_degrees, scale_range, image_shape=image_shape,
+                                                patch_shape=patch_shape)
+    return None if max_degrees == 0.0 and scales == (1.0, 1.0) else (max_degrees, scales)
+
+
 def _logits(apply_fn, params, x, flatten):
     return apply_fn(params, x.reshape(x.shape[0], -1) if flatten else x)
 
@@ -105,27 +131,29 @@ def patch_loss(apply_fn: Callable, params: Any, x: Array, patch: Array, position
                flatten: bool = True) -> Array:
     """Mean cross-entropy of the target class over the patched images: (1/n) Σ_i −log softmax(f(A(x_i, P, l_i)))_t.
 
-    f ↔ ``apply_fn(params, ·)``, P ↔ ``patch``, l ↔ ``positions``, t ↔ ``target``, A ↔ :func:`apply_patch`.
+    f ↔ ``apply_fn(params, ·)``, P ↔ ``patch``, l ↔ ``positions``, t ↔ ``target``, A ↔ :func:`apply_patch`
+    (:func:`~jaxmath.adversarial.patch_transform.apply_transformed_patch` for a placement).
 
     Args:
       apply_fn: ``apply_fn(params, x) -> (n, num_classes)`` logits (static).
       params: the model's params.
       x: ``(n, H, W)`` float images.
       patch: ``(p, q)`` float array.
-      positions: ``(n, 2)`` integer corners.
+      positions: ``(n, 2)`` integer corners, or a
+        :class:`~jaxmath.adversarial.patch_transform.PatchPlacement` (centres, angles, scales).
       target: integer class t (a traced scalar is fine).
       flatten: give the model ``(n, H·W)`` rows.
 
     Returns:
       () scalar in the logits' dtype.
     """
-    patched = apply_patch(x, patch, positions)
-    logits = _logits(apply_fn, params, patched, flatten)
+    logits = _logits(apply_fn, params, _paste(x, patch, positions), flatten)
     return jnp.mean(cross_entropy(logits, jnp.full((x.shape[0],), target, jnp.int32)))
 
 
-@partial(jax.jit, static_argnames=("apply_fn", "patch_size", "max_steps", "batch_size", "flatten"))
-def _fit_patch(apply_fn, params, x, key, target, learning_rate, *, patch_size, max_steps, batch_size, flatten):
+@partial(jax.jit, static_argnames=("apply_fn", "patch_size", "max_steps", "batch_size", "flatten", "transform"))
+def _fit_patch(apply_fn, params, x, key, target, learning_rate, *, patch_size, max_steps, batch_size, flatten,
+               transform):
     dtype = _params_dtype(params)
     init_key, key = jax.random.split(key)
     patch = jax.random.uniform(init_key, (patch_size, patch_size), dtype)
@@ -138,8 +166,7 @@ def _fit_patch(apply_fn, params, x, key, target, learning_rate, *, patch_size, m
         batch_key, position_key = jax.random.split(jax.random.fold_in(key, i))
         idx = jax.random.randint(batch_key, (batch_size,), 0, x.shape[0])
         batch = prepare_images(rows[idx], dtype, flatten=False).reshape((batch_size,) + x.shape[1:])
-        positions = random_positions(position_key, num_images=batch_size, image_shape=x.shape[1:],
-                                     patch_shape=patch.shape)
+        positions = _draw(position_key, batch_size, x.shape[1:], patch.shape, transform)
         loss, grad = jax.value_and_grad(
             lambda p: patch_loss(apply_fn, params, batch, p, positions, target=target, flatten=flatten))(patch)
         updates, new_state = optimizer.update(grad, opt_state, patch)
@@ -165,12 +192,14 @@ def _check_images(x, *, name="x"):
 
 def fit_patch(
     apply_fn: Callable, params: Any, x: Any, key: Array, *, target: int, patch_size: int = 8, max_steps: int,
-    batch_size: int, learning_rate: Any, flatten: bool = True,
+    batch_size: int, learning_rate: Any, max_rotation_degrees: float = 0.0, scale_range: tuple = (1.0, 1.0),
+    flatten: bool = True,
 ) -> tuple[Array, PatchInfo]:
     """A universal square patch that makes the model read any digit as ``target``, wherever it is pasted.
 
         P⁰ ~ U[0, 1]^{p×p};   each step k: batch x_i (i < b) drawn from ``x`` with replacement, corners l_i
-        uniform over the places that fit, g = ∇_P (1/b) Σ_i −log softmax(f(A(x_i, P, l_i)))_t,
+        uniform over the places that fit (or placements turned and scaled at random),
+        g = ∇_P (1/b) Σ_i −log softmax(f(A(x_i, P, l_i)))_t,
         P ← clip(Adam_η(P, g), 0, 1)
 
     One step is one Adam step on one random batch; the loop is a jitted ``lax.scan`` over ``max_steps`` with
@@ -189,6 +218,11 @@ def fit_patch(
       max_steps: Adam steps, >= 1.
       batch_size: b >= 1 images per step.
       learning_rate: η > 0, finite.
+      max_rotation_degrees: θ_max in [0, 180]: each placement turns the patch by θ ~ U[−θ_max, θ_max].
+      scale_range: (s_lo, s_hi), 0 < s_lo ≤ s_hi: each placement scales the patch's side by s ~ U[s_lo, s_hi].
+        With the defaults (0 and (1, 1)) the patch is pasted whole at integer corners (:func:`apply_patch`);
+        otherwise by bilinear sampling at sub-pixel centres (:func:`random_placements`). The largest turned,
+        scaled patch must fit in the image.
       flatten: give the model ``(n, H·W)`` rows.
 
     Returns:
@@ -204,9 +238,11 @@ def fit_patch(
     V.check_integer(max_steps, name="max_steps", minimum=1)
     V.check_integer(batch_size, name="batch_size", minimum=1)
     check_rate(learning_rate, name="learning_rate")
+    transform = _transform(max_rotation_degrees, scale_range, image_shape=x.shape[1:],
+                           patch_shape=(patch_size, patch_size))
     target = _scalar_target(target, apply_fn, params, x, flatten)
     patch, info = _fit_patch(apply_fn, params, x, key, target, learning_rate, patch_size=patch_size,
-                             max_steps=max_steps, batch_size=batch_size, flatten=flatten)
+                             max_steps=max_steps, batch_size=batch_size, flatten=flatten, transform=transform)
     _g.warn_nonfinite(info, where="fit_patch", what="patch", hint="; lower learning_rate")
     return patch, info
 
@@ -218,36 +254,41 @@ def _scalar_target(target, apply_fn, params, x, flatten):
     return target
 
 
-@partial(jax.jit, static_argnames=("apply_fn", "batch_size", "flatten"))
-def _success_counts(apply_fn, params, x, labels, patch, key, target, *, batch_size, flatten):
+@partial(jax.jit, static_argnames=("apply_fn", "batch_size", "flatten", "transform"))
+def _success_counts(apply_fn, params, x, labels, patch, key, target, *, batch_size, flatten, transform):
     n = x.shape[0]
     dtype = _params_dtype(params)
-    positions = random_positions(key, num_images=n, image_shape=x.shape[1:], patch_shape=patch.shape)
+    positions = _draw(key, n, x.shape[1:], patch.shape, transform)
     num_batches = -(-n // batch_size)
     pad = num_batches * batch_size - n
     # Fixed-size batches (the last one padded and masked out): one compiled forward pass for any n.
     counted = jnp.pad(labels != target, (0, pad))
     x = jnp.pad(x, ((0, pad), (0, 0), (0, 0)))
-    positions = jnp.pad(positions, ((0, pad), (0, 0)))
+    positions = jax.tree.map(lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1), mode="edge"), positions)
 
     def one_batch(args):
         xb, pb, cb = args
-        patched = apply_patch(prepare_images(xb, dtype, flatten=False), patch, pb)
+        patched = _paste(prepare_images(xb, dtype, flatten=False), patch, pb)
         hits = jnp.argmax(_logits(apply_fn, params, patched, flatten), axis=-1) == target
         return jnp.sum(hits & cb)
 
-    split = (x.reshape((num_batches, batch_size) + x.shape[1:]), positions.reshape(num_batches, batch_size, 2),
+    split = (x.reshape((num_batches, batch_size) + x.shape[1:]),
+             jax.tree.map(lambda a: a.reshape((num_batches, batch_size) + a.shape[1:]), positions),
              counted.reshape(num_batches, batch_size))
     return jnp.sum(lax.map(one_batch, split)), jnp.sum(counted)
 
 
 def patch_success_rate(
     apply_fn: Callable, params: Any, x: Any, labels: Any, patch: Any, key: Array, *, target: int,
-    batch_size: int = 1000, flatten: bool = True,
+    batch_size: int = 1000, max_rotation_degrees: float = 0.0, scale_range: tuple = (1.0, 1.0),
+    flatten: bool = True,
 ) -> float:
     """Targeted success of a patch: the fraction of digits of other classes read as ``target`` once patched.
 
         rate = Σ_i [y_i ≠ t] [argmax f(A(x_i, P, l_i)) = t]  /  Σ_i [y_i ≠ t],   l_i uniform (from ``key``)
+
+    The placements l_i come from :func:`random_positions` (defaults) or :func:`random_placements` with the
+    given rotation and scale ranges, as in :func:`fit_patch`.
 
     Args:
       apply_fn: ``apply_fn(params, x) -> (n, num_classes)`` logits.
@@ -258,6 +299,8 @@ def patch_success_rate(
       key: PRNG key of the positions.
       target: the class t.
       batch_size: images per forward pass.
+      max_rotation_degrees: θ_max of the placements (see :func:`fit_patch`).
+      scale_range: (s_lo, s_hi) of the placements (see :func:`fit_patch`).
       flatten: give the model ``(n, H·W)`` rows.
 
     Returns:
@@ -272,11 +315,12 @@ def patch_success_rate(
     _check_patch_shapes(x, patch)
     V.check_finite(patch, name="patch")
     V.check_integer(batch_size, name="batch_size", minimum=1)
+    transform = _transform(max_rotation_degrees, scale_range, image_shape=x.shape[1:], patch_shape=patch.shape)
     target = _scalar_target(target, apply_fn, params, x, flatten)
     num_classes = num_classes_of(apply_fn, params, x.shape[1:], flatten=flatten)
     V.check_labels(labels, num_classes, name="labels")
     hits, count = _success_counts(apply_fn, params, x, labels, patch.astype(_params_dtype(params)), key, target,
-                                  batch_size=min(batch_size, x.shape[0]), flatten=flatten)
+                                  batch_size=min(batch_size, x.shape[0]), flatten=flatten, transform=transform)
     if int(count) == 0:
         raise ValueError(f"labels has no digit of a class other than target={int(target)}: the rate is undefined")
     return float(np.asarray(hits) / np.asarray(count))
