@@ -8,7 +8,10 @@ For each model directory given (``--model DIR``, repeatable):
           steps to 99% per class, without penalty, with the L2 penalty ‖x − x⁰‖² and with total variation
   patch   a universal square patch per target class, fitted on the training digits over random positions
           (``fit_patch``), and its targeted success on the 10,000 test digits (other classes, random
-          positions) against a uniform-noise patch of the same size; ``--patch-sizes 8,12,16``
+          positions) against a uniform-noise patch of the same size; ``--patch-sizes 8,12,16``; with
+          ``--max-rotation 22.5 --scale-range 0.8,1.2`` the patch is also turned and scaled at random, in the
+          fit and in the success rate (Brown et al.'s expectation over transformation); ``--cross`` also fits
+          positions-only patches and measures each kind of patch both ways
 
 Train the networks first, e.g.:
 
@@ -69,28 +72,42 @@ def fooling_stats(model, params, *, max_steps, learning_rate, seed):
     return rows
 
 
-def patch_stats(model, params, x_train, x_test, labels_test, *, sizes, max_steps, batch_size, learning_rate, seed):
+def patch_stats(model, params, x_train, x_test, labels_test, *, sizes, max_steps, batch_size, learning_rate, seed,
+                transform, cross):
+    positions_only = {"max_rotation_degrees": 0.0, "scale_range": (1.0, 1.0)}
+
+    def fit(size, target, how):
+        return adversarial.fit_patch(model.apply, params, x_train, jax.random.key(seed + target), target=target,
+                                     patch_size=size, max_steps=max_steps, batch_size=batch_size,
+                                     learning_rate=learning_rate, **how)[0]
+
+    def rate(patch, target, how):
+        return adversarial.patch_success_rate(model.apply, params, x_test, labels_test, patch,
+                                              jax.random.key(1000 + target), target=target, **how)
+
     rows = {}
     for size in sizes:
-        fitted, noise, seconds = [], [], []
+        fitted, noise, seconds, crossed = [], [], [], {}
         for target in range(10):
             t = time.perf_counter()
-            patch, _ = adversarial.fit_patch(model.apply, params, x_train, jax.random.key(seed + target),
-                                             target=target, patch_size=size, max_steps=max_steps,
-                                             batch_size=batch_size, learning_rate=learning_rate)
-            patch = jax.block_until_ready(patch)
+            patch = jax.block_until_ready(fit(size, target, transform))
             seconds.append(time.perf_counter() - t)
-            key = jax.random.key(1000 + target)
-            random_patch = jax.random.uniform(jax.random.key(2000 + target), (size, size))
-            fitted.append(adversarial.patch_success_rate(model.apply, params, x_test, labels_test, patch, key,
-                                                         target=target))
-            noise.append(adversarial.patch_success_rate(model.apply, params, x_test, labels_test, random_patch, key,
-                                                        target=target))
+            fitted.append(rate(patch, target, transform))
+            noise.append(rate(jax.random.uniform(jax.random.key(2000 + target), (size, size)), target, transform))
             print(f"  patch {size}x{size} target {target}: success {fitted[-1]:.3f}  noise patch {noise[-1]:.3f}  "
                   f"fit {seconds[-1]:.1f} s", flush=True)
+            if cross:  # the same patch on positions only, and a positions-only patch under the transformations
+                crossed.setdefault("fitted_transformed_measured_positions_only", []).append(
+                    rate(patch, target, positions_only))
+                plain = fit(size, target, positions_only)
+                crossed.setdefault("fitted_positions_only_measured_positions_only", []).append(
+                    rate(plain, target, positions_only))
+                crossed.setdefault("fitted_positions_only_measured_transformed", []).append(
+                    rate(plain, target, transform))
         rows[str(size)] = {"success_per_target": fitted, "noise_patch_success_per_target": noise,
                            "mean_success": float(np.mean(fitted)), "mean_noise_patch_success": float(np.mean(noise)),
-                           "fit_seconds_median": float(np.median(seconds))}
+                           "fit_seconds_median": float(np.median(seconds)),
+                           **{f"mean_{name}": float(np.mean(v)) for name, v in crossed.items()}}
     return rows
 
 
@@ -104,12 +121,18 @@ def main(argv=None):
     parser.add_argument("--patch-steps", type=int, default=500)
     parser.add_argument("--patch-batch", type=int, default=64)
     parser.add_argument("--patch-lr", type=float, default=0.05)
+    parser.add_argument("--max-rotation", type=float, default=0.0, help="patch turned by up to this many degrees")
+    parser.add_argument("--scale-range", default="1,1", help="patch side scaled by LOW,HIGH (uniform)")
+    parser.add_argument("--cross", action="store_true",
+                        help="with a rotation or scale: also fit positions-only patches and measure each both ways")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: noise, fool, patch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     sizes = [int(s) for s in args.patch_sizes.split(",")]
+    low, high = (float(s) for s in args.scale_range.split(","))
+    transform = {"max_rotation_degrees": args.max_rotation, "scale_range": (low, high)}
     x_train, _ = load_mnist("train")
     x_test, labels_test = load_mnist("test")
     report = {"machine": platform.platform(), "jax": jax.__version__, "args": vars(args), "models": {}}
@@ -127,7 +150,8 @@ def main(argv=None):
         if "patch" not in skip:
             row["patch"] = patch_stats(model, params, x_train, x_test, labels_test, sizes=sizes,
                                        max_steps=args.patch_steps, batch_size=args.patch_batch,
-                                       learning_rate=args.patch_lr, seed=args.seed + 10)
+                                       learning_rate=args.patch_lr, seed=args.seed + 10, transform=transform,
+                                       cross=args.cross)
             for size, r in row["patch"].items():
                 print(f"  patch {size}: mean success {r['mean_success']:.3f} "
                       f"vs noise {r['mean_noise_patch_success']:.3f}", flush=True)
