@@ -73,3 +73,29 @@ def test_cw_margin_equals_its_numpy_definition_for_any_sign_of_logits_float64(se
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
     # positive exactly when some wrong class beats the true one
     np.testing.assert_array_equal(np.asarray(got) > 0, z.argmax(axis=1) != labels)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**31 - 1), max_degrees=st.floats(0.0, 180.0), low=st.floats(0.3, 1.0),
+       spread=st.floats(0.0, 0.5))
+def test_a_random_placement_pastes_a_convex_mix_of_the_patch_inside_its_box_float32(seed, max_degrees, low, spread):
+    # Bilinear sampling is a convex combination of patch pixels, so every changed pixel lies in [min P, max P];
+    # and a placement from random_placements touches only pixels inside its turned, scaled square's bounding box.
+    height, width, (p, q) = 12, 13, (3, 4)
+    rng = np.random.default_rng(seed)
+    x = np.full((8, height, width), -1.0, np.float32)  # outside any patch value: every change is visible
+    patch = rng.uniform(0.2, 0.9, size=(p, q)).astype(np.float32)
+    placement = adversarial.random_placements(jax.random.key(seed), num_images=8, image_shape=(height, width),
+                                              patch_shape=(p, q), max_rotation_degrees=max_degrees,
+                                              scale_range=(low, low + spread))
+    out = np.asarray(adversarial.apply_transformed_patch(jnp.asarray(x), jnp.asarray(patch), placement))
+    changed = out != -1.0
+    assert np.all(out[changed] >= patch.min() - 1e-6) and np.all(out[changed] <= patch.max() + 1e-6)
+    centers, angles, scales = (np.asarray(a, np.float64) for a in placement)
+    half_rows = scales * (p * np.abs(np.cos(angles)) + q * np.abs(np.sin(angles))) / 2
+    half_cols = scales * (q * np.abs(np.cos(angles)) + p * np.abs(np.sin(angles))) / 2
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    for i in range(8):
+        inside_box = (np.abs(rows - centers[i, 0]) <= half_rows[i] + 1e-4) & \
+                     (np.abs(cols - centers[i, 1]) <= half_cols[i] + 1e-4)
+        assert not np.any(changed[i] & ~inside_box)
