@@ -168,6 +168,17 @@ def test_apply_transformed_patch_refuses_bad_input():
         adversarial.apply_transformed_patch(x.astype(jnp.uint8), jnp.zeros((2, 2)), good)
     with pytest.raises(ValueError, match="patch must be 2-dimensional"):
         adversarial.apply_transformed_patch(x, jnp.zeros((2, 2, 1)), good)
+    with pytest.raises(TypeError, match=r"placement must be a PatchPlacement\(centers, angles, scales\)"):
+        adversarial.apply_transformed_patch(x, jnp.zeros((2, 2)), jnp.zeros((2, 2)))
+
+
+def test_a_placement_of_python_lists_is_read_as_arrays():
+    # jit would otherwise take nested lists as pytrees of scalars
+    x, patch = jnp.zeros((1, H, W)), jnp.ones((3, 3))
+    from_lists = adversarial.apply_transformed_patch(x, patch, adversarial.PatchPlacement([[4.0, 4.0]], [0.3], [1.0]))
+    from_arrays = adversarial.apply_transformed_patch(x, patch, placement([[4.0, 4.0]], [0.3], [1.0], jnp.float32))
+    np.testing.assert_array_equal(from_lists, from_arrays)
+    assert float(from_lists.sum()) > 0
 
 
 # --- the loss, the rate and the fit with transformations ----------------------------------------------------

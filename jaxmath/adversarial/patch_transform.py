@@ -88,8 +88,11 @@ def apply_transformed_patch(x: Array, patch: Array, placement: PatchPlacement) -
     V.check_ndim(patch, 2, name="patch")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"x must be float images (scale uint8 by 1/255 first), got x.dtype={x.dtype}")
+    if not (isinstance(placement, (tuple, list)) and len(placement) == 3):
+        raise TypeError(f"placement must be a PatchPlacement(centers, angles, scales), got {type(placement).__name__}")
+    placement = PatchPlacement(*(jnp.asarray(field) for field in placement))  # lists become arrays, not pytrees
     n = x.shape[0]
-    for field, shape in (("centers", (n, 2)), ("angles", (n,)), ("scales", (n,))):
+    for field, shape in zip(PatchPlacement._fields, ((n, 2), (n,), (n,))):
         got = jnp.shape(getattr(placement, field))
         if got != shape:
             raise ValueError(f"placement.{field} must have shape {shape} for x.shape={x.shape}, got {got}")
