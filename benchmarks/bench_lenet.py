@@ -195,7 +195,7 @@ def epoch_bench(args):
 
     images, labels = load_mnist("train" if args.samples >= 60_000 else f"train[:{args.samples}]")
     images, labels = np.asarray(images), np.asarray(labels)
-    model = lenet5.make(variant="modern")
+    model = lenet5.make(variant="modern", batch_split=args.batch_split)
     params = model.init(jax.random.key(0))
     loss_fn = training.make_classifier_loss(model, num_classes=10)
     step = training.make_train_step(loss_fn, optim.adam(learning_rate=LEARNING_RATE))
@@ -255,6 +255,7 @@ def epoch_bench(args):
         "jax": jax.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
         "machine": platform.machine(),
         "device": str(jax.devices()[0]), "samples": int(images.shape[0]), "batch": BATCH, "repeats": args.repeats,
+        "batch_split": args.batch_split, "split_sizes": list(lenet5.split_sizes(BATCH, args.batch_split)),
         "run_epoch_lower_s": lower_s, "run_epoch_compile_s": compile_s,
         "run_epoch_lower_cpu_s": lower_cpu_s, "run_epoch_compile_cpu_s": compile_cpu_s,
         "run_epoch_first_call_s": first, "jax_loop_first_epoch_s": jax_loop_first,
@@ -264,7 +265,8 @@ def epoch_bench(args):
     med = {k: result["epoch_s"][k]["median"] for k in times}
     result["speedup_vs_torch"] = med["torch"] / med["run_epoch"]
     result["speedup_vs_jax_loop"] = med["jax_loop"] / med["run_epoch"]
-    print(f"epoch over {images.shape[0]} images, batch {BATCH}, median of {args.repeats}:")
+    print(f"epoch over {images.shape[0]} images, batch {BATCH}, median of {args.repeats} "
+          f"(run_epoch's network runs each batch as parts of {result['split_sizes']}):")
     for k in times:
         s = result["epoch_s"][k]
         c = result["epoch_process_cpu_s"][k]
@@ -281,6 +283,10 @@ def epoch_bench(args):
             json.dump(result, f, indent=1)
 
 
+def _batch_split(text):
+    return text if text == "auto" else int(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -295,6 +301,8 @@ def main(argv=None):
     p_epoch = sub.add_parser("epoch", help="one epoch: run_epoch vs plain-JAX loop vs torch eager")
     p_epoch.add_argument("--repeats", type=int, default=3)
     p_epoch.add_argument("--samples", type=int, default=60_000)
+    p_epoch.add_argument("--batch-split", type=_batch_split, default="auto",
+                         help='lenet5.make\'s batch_split for run_epoch: "auto" (default) or an int >= 1')
     p_epoch.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     (train if args.command == "train" else epoch_bench)(args)

@@ -148,7 +148,7 @@ def test_from_config_round_trip():
     model = lenet5.make(variant="1998", dtype="float64", compute_dtype=None)
     config = json.loads(json.dumps(model.config))
     assert config == {"name": "lenet5", "variant": "1998", "dtype": "float64", "compute_dtype": None,
-                      "conv_method": "im2col"}
+                      "conv_method": "im2col", "batch_split": "auto"}
     again = from_config(config)
     params = model.init(jax.random.key(0))
     assert params["c1"]["w"].dtype == jnp.float64

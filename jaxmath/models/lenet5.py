@@ -51,7 +51,7 @@ VARIANTS = ("modern", "1998")
 
 __all__ = [
     "make", "init", "apply", "layer_outputs", "LAYERS", "count_params", "VARIANTS", "C3_TABLE", "C3_MASK",
-    "RBF_CODES",
+    "RBF_CODES", "split_sizes",
 ]
 
 # Table I of the paper: the S2 maps each C3 map reads. Maps 0-5 read 3 contiguous maps, 6-11 four contiguous,
@@ -103,7 +103,12 @@ _INK, _BACKGROUND = 1.175, -0.1
 
 
 def make(
-    *, variant: str = "modern", dtype: Any = "float32", compute_dtype: Any = None, conv_method: str = "im2col"
+    *,
+    variant: str = "modern",
+    dtype: Any = "float32",
+    compute_dtype: Any = None,
+    conv_method: str = "im2col",
+    batch_split: int | str = "auto",
 ) -> Model:
     """LeNet-5 with its config: ``Model(init, apply, config)``; config ``{"name": "lenet5", "variant", ...}``.
 
@@ -113,6 +118,7 @@ def make(
       compute_dtype: dtype name the convolution and matmul inputs are cast to (e.g. "bfloat16"), or None.
       conv_method: the ``jaxmath.conv.conv2d`` method: "im2col" (default: one matmul per layer, also inside the
         training epoch's ``lax.scan``, where XLA's CPU convolution runs several times slower), "xla" or "direct".
+      batch_split: how many independent parts a batch runs as (see ``apply``): "auto" or an int >= 1.
 
     Returns:
       ``Model`` whose ``apply(params, x)`` maps ``(n, 784)``, ``(n, 28, 28)`` or ``(n, 28, 28, 1)`` pixels in
@@ -122,17 +128,20 @@ def make(
     dtype_name = V.float_dtype_name(dtype, name="dtype")
     compute_name = V.float_dtype_name(compute_dtype, name="compute_dtype", optional=True)
     V.check_choice(conv_method, _conv.METHODS, name="conv_method")
+    _check_batch_split(batch_split)
     config = {"name": "lenet5", "variant": variant, "dtype": dtype_name, "compute_dtype": compute_name,
-              "conv_method": conv_method}
+              "conv_method": conv_method, "batch_split": batch_split}
+    options = {"variant": variant, "compute_dtype": compute_name, "conv_method": conv_method,
+               "batch_split": batch_split}
 
     def model_init(key):
         return init(key, variant=variant, dtype=dtype_name)
 
     def model_apply(params, x):
-        return apply(params, x, variant=variant, compute_dtype=compute_name, conv_method=conv_method)
+        return apply(params, x, **options)
 
     def model_layer_outputs(params, x):
-        return layer_outputs(params, x, variant=variant, compute_dtype=compute_name, conv_method=conv_method)
+        return layer_outputs(params, x, **options)
 
     return Model(init=model_init, apply=model_apply, config=config, layer_outputs=model_layer_outputs)
 
@@ -235,9 +244,15 @@ def _squash(a):
     return jnp.asarray(_A, a.dtype) * jnp.tanh(jnp.asarray(_S, a.dtype) * a)
 
 
-@partial(jax.jit, static_argnames=("variant", "compute_dtype", "conv_method"))
+@partial(jax.jit, static_argnames=("variant", "compute_dtype", "conv_method", "batch_split"))
 def apply(
-    params: dict, x: jax.Array, *, variant: str = "modern", compute_dtype: Any = None, conv_method: str = "im2col"
+    params: dict,
+    x: jax.Array,
+    *,
+    variant: str = "modern",
+    compute_dtype: Any = None,
+    conv_method: str = "im2col",
+    batch_split: int | str = "auto",
 ) -> jax.Array:
     """Forward pass of LeNet-5: logits of the 10 digit classes.
 
@@ -257,16 +272,30 @@ def apply(
       compute_dtype: e.g. ``jnp.bfloat16``: convolution and matmul inputs are cast to it, the results back to
         the params' dtype; None: no cast.
       conv_method: "im2col", "xla" or "direct" (``jaxmath.conv.conv2d``'s methods; equal to rounding).
+      batch_split: the batch runs as this many independent parts, sizes as equal as possible
+        (``split_sizes``), their outputs concatenated. Every example's output is the same (LeNet has no
+        batch statistics); only the order of the float sums in a gradient over the batch changes. XLA:CPU
+        runs independent parts of one program concurrently on its executor threads, and a part's patch
+        matrices stay in cache: on a 2-core CPU a training step at batch 128 runs about 16% faster as 2 parts
+        of 64 (``benchmarks/RESULTS.md``). "auto": on a single CPU device, n // 64 parts, at most 8; on GPU,
+        TPU or several devices, 1 (``split_sizes``). An int k: min(k, n) parts.
 
     Returns:
       ``(n, 10)`` logits in the params' dtype (for "1998": minus the RBF squared distances).
     """
-    return _layers(params, x, variant=variant, compute_dtype=compute_dtype, conv_method=conv_method)["out"]
+    return _layers(params, x, variant=variant, compute_dtype=compute_dtype, conv_method=conv_method,
+                   batch_split=batch_split)["out"]
 
 
-@partial(jax.jit, static_argnames=("variant", "compute_dtype", "conv_method"))
+@partial(jax.jit, static_argnames=("variant", "compute_dtype", "conv_method", "batch_split"))
 def layer_outputs(
-    params: dict, x: jax.Array, *, variant: str = "modern", compute_dtype: Any = None, conv_method: str = "im2col"
+    params: dict,
+    x: jax.Array,
+    *,
+    variant: str = "modern",
+    compute_dtype: Any = None,
+    conv_method: str = "im2col",
+    batch_split: int | str = "auto",
 ) -> dict:
     """Every layer's output of the forward pass, by the paper's layer names (for feature maps and DeepDream).
 
@@ -276,18 +305,74 @@ def layer_outputs(
     ``"c5"`` (n, 120), ``"f6"`` (n, 84), ``"out"`` (n, 10) (= ``apply``). Convolution outputs are after the
     activation and before the pooling.
     """
-    return _layers(params, x, variant=variant, compute_dtype=compute_dtype, conv_method=conv_method)
+    return _layers(params, x, variant=variant, compute_dtype=compute_dtype, conv_method=conv_method,
+                   batch_split=batch_split)
 
 
 LAYERS = ("c1", "s2", "c3", "s4", "c5", "f6", "out")
 
 
-def _layers(params, x, *, variant, compute_dtype, conv_method):
+# "auto" splitting: parts of at least this many examples, at most this many parts. On a 2-core CPU a LeNet-5
+# training step at batch 128 ran 16% faster as 2 parts of 64 and 20% as 4 parts of 32, but every part is a copy
+# of the network in the compiled program: 4 parts took the first epoch's compile from 2.5 s to 3.2 s, 2 parts
+# to 2.8 s (benchmarks/RESULTS.md).
+SPLIT_MIN_EXAMPLES = 64
+SPLIT_MAX_PARTS = 8
+
+
+def _check_batch_split(batch_split) -> None:
+    """``batch_split`` must be "auto" or an int >= 1."""
+    if batch_split == "auto" and isinstance(batch_split, str):
+        return
+    message = f'batch_split must be "auto" or an integer >= 1, got batch_split={batch_split!r}'
+    if isinstance(batch_split, bool) or not isinstance(batch_split, (int, np.integer, str)):
+        raise TypeError(message)
+    if isinstance(batch_split, str) or batch_split < 1:
+        raise ValueError(message)
+
+
+def split_sizes(n: int, batch_split: int | str = "auto") -> tuple[int, ...]:
+    """Sizes of the independent parts ``apply`` runs a batch of ``n`` examples as.
+
+    Args:
+      n: examples in the batch.
+      batch_split: an int k >= 1: min(k, n) parts. "auto": n // ``SPLIT_MIN_EXAMPLES`` parts, between 1 and
+        ``SPLIT_MAX_PARTS``, when the computation runs on one CPU device (``jax.default_backend()`` is "cpu"
+        and ``jax.device_count()`` is 1); otherwise 1. GPU and TPU want one large kernel per layer, and with
+        several devices the batch is sharded over them (``jaxmath.devices.parallel``), where parts cut
+        across the shards would have to be gathered.
+
+    Returns:
+      tuple of part sizes summing to n, the first n mod parts of them one larger than the rest.
+    """
+    _check_batch_split(batch_split)
+    if batch_split == "auto":
+        one_cpu = jax.default_backend() == "cpu" and jax.device_count() == 1
+        parts = min(max(n // SPLIT_MIN_EXAMPLES, 1), SPLIT_MAX_PARTS) if one_cpu else 1
+    else:
+        parts = min(int(batch_split), max(n, 1))
+    base, extra = divmod(n, parts)
+    return tuple(base + 1 if i < extra else base for i in range(parts))
+
+
+def _layers(params, x, *, variant, compute_dtype, conv_method, batch_split):
     V.check_choice(variant, VARIANTS, name="variant")
     V.check_choice(conv_method, _conv.METHODS, name="conv_method")
     _check_params(params, variant)
+    images = _as_images(x)
+    sizes = split_sizes(images.shape[0], batch_split)
+    if len(sizes) == 1:
+        return _network(params, images, variant=variant, compute_dtype=compute_dtype, conv_method=conv_method)
+    # Independent copies of the network, one per part: nothing in one part's graph waits for another's.
+    starts = np.cumsum((0,) + sizes[:-1])
+    parts = [_network(params, images[start:start + size], variant=variant, compute_dtype=compute_dtype,
+                      conv_method=conv_method) for start, size in zip(starts, sizes)]
+    return {name: jnp.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _network(params, images, *, variant, compute_dtype, conv_method):
     dtype = params["c1"]["w"].dtype
-    h = _as_images(x).astype(dtype)
+    h = images.astype(dtype)
     h = jnp.pad(h, ((0, 0), (2, 2), (2, 2), (0, 0)))  # 28x28 → 32x32, white border
     cast = (lambda a: a) if compute_dtype is None else (lambda a: a.astype(compute_dtype))
 
