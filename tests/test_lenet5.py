@@ -164,15 +164,15 @@ def test_int_key_refused():
 # ----------------------------------------------------------------------------- values
 
 
-@pytest.mark.parametrize("variant", ["modern", "1998"])
-def test_forward_and_gradients_match_torch_float64(variant):
-    params = _params(variant, jnp.float64)
-    x = _x(4, jnp.float64)
-    labels = np.array([0, 3, 7, 9])
+def _check_against_torch(params, x, labels, variant, **options):
+    """Logits and cross-entropy gradients of ``lenet5.apply(..., **options)`` against the torch replay, float64.
+
+    Returns jaxmath's logits and gradients."""
+    n = x.shape[0]
 
     def loss(p):
-        logits = lenet5.apply(p, x, variant=variant)
-        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(4), labels]), logits
+        logits = lenet5.apply(p, x, variant=variant, **options)
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(n), labels]), logits
 
     (_, got), grads = jax.value_and_grad(loss, has_aux=True)(params)
     tp = _torch_params(params)
@@ -183,12 +183,27 @@ def test_forward_and_gradients_match_torch_float64(variant):
         for k, v in layer.items():
             np.testing.assert_allclose(np.asarray(grads[name][k]), v.grad.numpy(), rtol=1e-9, atol=1e-12,
                                        err_msg=f"{name}.{k}")
+    return got, grads
+
+
+@pytest.mark.parametrize("variant", ["modern", "1998"])
+def test_forward_and_gradients_match_torch_float64(variant):
+    params = _params(variant, jnp.float64)
+    x = _x(4, jnp.float64)
+    got, grads = _check_against_torch(params, x, np.array([0, 3, 7, 9]), variant)
     # XLA's convolution gives the same logits as the default im2col matmuls.
     np.testing.assert_allclose(np.asarray(lenet5.apply(params, x, variant=variant, conv_method="xla")),
                                np.asarray(got), rtol=1e-10, atol=1e-10)
     if variant == "1998":  # unconnected C3 weights get no gradient, so they stay 0 under any optimizer
         unconnected = np.broadcast_to(lenet5.C3_MASK == 0, (5, 5, 6, 16))
         assert np.all(np.asarray(grads["c3"]["w"])[unconnected] == 0.0)
+
+
+@pytest.mark.parametrize("variant", ["modern", "1998"])
+def test_a_batch_split_in_parts_matches_torch_float64(variant):
+    """130 examples as 2 independent parts of 65 (``batch_split=2``) against torch's one batch."""
+    _check_against_torch(_params(variant, jnp.float64), _x(130, jnp.float64, seed=2), np.arange(130) % 10, variant,
+                         batch_split=2)
 
 
 @pytest.mark.parametrize("variant", ["modern", "1998"])

@@ -1,5 +1,6 @@
-"""lenet5's batch_split: the part sizes by hand, bad values refused, and a split batch giving the same logits and
-gradients as the whole batch (float64) and as a torch replay of the same weights."""
+"""lenet5's batch_split: the part sizes by hand, bad values refused, a split batch giving the same logits and
+gradients as the whole batch (float64), and one copy of the network per part. The torch replay of a split batch
+is in test_lenet5.py, beside the replay it reuses."""
 
 import json
 
@@ -103,35 +104,6 @@ def test_parts_give_the_whole_batchs_logits_and_gradients_float64(variant):
     for name in lenet5.LAYERS:
         np.testing.assert_allclose(np.asarray(outputs_3[name]), np.asarray(outputs_1[name]), rtol=1e-12,
                                    atol=1e-12, err_msg=name)
-
-
-def test_split_batch_matches_torch_float64():
-    """130 examples in 2 parts of 65 (explicitly, whatever the backend) against torch's whole batch."""
-    torch = pytest.importorskip("torch")
-    F = torch.nn.functional
-    params = _params("modern")
-    x = np.random.default_rng(2).uniform(size=(130, 784))
-    labels = np.arange(130) % 10
-    (_, got), grads = jax.value_and_grad(_loss, has_aux=True)(params, jnp.asarray(x), jnp.asarray(labels),
-                                                               "modern", 2)
-    tp = {name: {k: torch.tensor(np.asarray(v), requires_grad=True) for k, v in layer.items()}
-          for name, layer in params.items()}
-
-    def conv(h, layer):
-        return F.conv2d(h, layer["w"].permute(3, 2, 0, 1)) + layer["b"][None, :, None, None]
-
-    h = F.pad(torch.tensor(x).reshape(-1, 1, 28, 28), (2, 2, 2, 2))
-    h = F.max_pool2d(torch.relu(conv(h, tp["c1"])), 2)
-    h = F.max_pool2d(torch.relu(conv(h, tp["c3"])), 2)
-    h = torch.relu(conv(h, tp["c5"])).flatten(1)
-    h = torch.relu(h @ tp["f6"]["w"] + tp["f6"]["b"])
-    want = h @ tp["out"]["w"] + tp["out"]["b"]
-    np.testing.assert_allclose(np.asarray(got), want.detach().numpy(), rtol=1e-10, atol=1e-10)
-    F.cross_entropy(want, torch.tensor(labels)).backward()
-    for name, layer in tp.items():
-        for k, v in layer.items():
-            np.testing.assert_allclose(np.asarray(grads[name][k]), v.grad.numpy(), rtol=1e-9, atol=1e-12,
-                                       err_msg=f"{name}.{k}")
 
 
 def _conv_calls(jaxpr):

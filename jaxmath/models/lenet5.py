@@ -276,9 +276,9 @@ def apply(
         (``split_sizes``), their outputs concatenated. Every example's output is the same (LeNet has no
         batch statistics); only the order of the float sums in a gradient over the batch changes. XLA:CPU
         runs independent parts of one program concurrently on its executor threads, and a part's patch
-        matrices stay in cache: on a 2-core CPU a training step at batch 128 runs about 16% faster as 2 parts
-        of 64 (``benchmarks/RESULTS.md``). "auto": on a single CPU device, n // 64 parts, at most 8; on GPU,
-        TPU or several devices, 1 (``split_sizes``). An int k: min(k, n) parts.
+        matrices stay in cache, so on a CPU a training step runs faster in parts (LeNet-5 at batch 128:
+        ``benchmarks/RESULTS.md``). "auto": on a single CPU device, n // 64 parts, at most 8; on GPU, TPU or
+        several devices, 1 (``split_sizes``). An int k: min(k, n) parts.
 
     Returns:
       ``(n, 10)`` logits in the params' dtype (for "1998": minus the RBF squared distances).
@@ -312,10 +312,9 @@ def layer_outputs(
 LAYERS = ("c1", "s2", "c3", "s4", "c5", "f6", "out")
 
 
-# "auto" splitting: parts of at least this many examples, at most this many parts. On a 2-core CPU a LeNet-5
-# training step at batch 128 ran 16% faster as 2 parts of 64 and 20% as 4 parts of 32, but every part is a copy
-# of the network in the compiled program: 4 parts took the first epoch's compile from 2.5 s to 3.2 s, 2 parts
-# to 2.8 s (benchmarks/RESULTS.md).
+# "auto" splitting: parts of at least this many examples, at most this many parts. Smaller parts ran a training
+# step a little faster still, but every part is one more copy of the network in the compiled program, and the
+# first epoch's compile grows with them; these bounds keep it within the compile budget (benchmarks/RESULTS.md).
 SPLIT_MIN_EXAMPLES = 64
 SPLIT_MAX_PARTS = 8
 
