@@ -21,7 +21,11 @@ and the compile apart from the warm epochs: ``lower`` (trace + lowering) and ``c
 epoch timed on their own, then the first ``run_epoch`` call (which finds the compiled executable in the
 in-process cache).
 
-    python benchmarks/bench_lenet.py epoch --repeats 3 [--samples 60000] [--json out.json]
+    python benchmarks/bench_lenet.py epoch --repeats 3 [--samples 60000] [--batch-split auto|K] [--json out.json]
+
+``--batch-split`` is ``lenet5.make``'s ``batch_split`` for the ``run_epoch`` contender (default "auto": on one CPU
+device, 2 independent parts of 64 at batch 128); the JAX loop and torch contenders run the batch whole, as their
+users write them.
 """
 
 from __future__ import annotations
