@@ -131,8 +131,7 @@ def make(
     _check_batch_split(batch_split)
     config = {"name": "lenet5", "variant": variant, "dtype": dtype_name, "compute_dtype": compute_name,
               "conv_method": conv_method, "batch_split": batch_split}
-    options = {"variant": variant, "compute_dtype": compute_name, "conv_method": conv_method,
-               "batch_split": batch_split}
+    options = {name: config[name] for name in _APPLY_OPTIONS}
 
     def model_init(key):
         return init(key, variant=variant, dtype=dtype_name)
@@ -240,11 +239,15 @@ def _as_images(x):
     raise ValueError(f"x must have shape (n, 784), (n, 28, 28) or (n, 28, 28, 1), got x.shape={shape}")
 
 
+# The keyword options of apply and layer_outputs: static under jit, and the part of make's config they take.
+_APPLY_OPTIONS = ("variant", "compute_dtype", "conv_method", "batch_split")
+
+
 def _squash(a):
     return jnp.asarray(_A, a.dtype) * jnp.tanh(jnp.asarray(_S, a.dtype) * a)
 
 
-@partial(jax.jit, static_argnames=("variant", "compute_dtype", "conv_method", "batch_split"))
+@partial(jax.jit, static_argnames=_APPLY_OPTIONS)
 def apply(
     params: dict,
     x: jax.Array,
@@ -287,7 +290,7 @@ def apply(
                    batch_split=batch_split)["out"]
 
 
-@partial(jax.jit, static_argnames=("variant", "compute_dtype", "conv_method", "batch_split"))
+@partial(jax.jit, static_argnames=_APPLY_OPTIONS)
 def layer_outputs(
     params: dict,
     x: jax.Array,
